@@ -1,0 +1,47 @@
+"""Rotations and shifts in PyTom's conventions.
+
+Angles are degrees. ``Rotation(z1, z2, x)`` is PyTom's ``<Rotation Z1 Z2 X Paradigm="ZXZ"/>``
+with matrix ``R = Rz(z2) @ Rx(x) @ Rz(z1)`` acting on column vectors ``(x, y, z)``; it equals
+``scipy.spatial.transform.Rotation.from_euler("zxz", [z1, x, z2], degrees=True)``.
+A particle is the reference rotated by ``R`` about voxel ``n // 2`` and then moved by ``+shift``.
+Shifts are voxels, written ``(x, y, z)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tomoclass import _core
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """PyTom ZXZ rotation in degrees: first ``z1`` about z, then ``x`` about x, then ``z2`` about z."""
+
+    z1: float = 0.0
+    z2: float = 0.0
+    x: float = 0.0
+
+    def matrix(self) -> np.ndarray:
+        """The 3×3 float64 rotation matrix acting on ``(x, y, z)`` column vectors."""
+        return rotation_matrix(self.z1, self.z2, self.x)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A shift in voxels, ``(x, y, z)``."""
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+
+    def vector(self) -> np.ndarray:
+        """The shift as a float64 ``(x, y, z)`` vector."""
+        return np.array([self.x, self.y, self.z], dtype=np.float64)
+
+
+def rotation_matrix(z1: float, z2: float, x: float) -> np.ndarray:
+    """Matrix ``Rz(z2) @ Rx(x) @ Rz(z1)`` of PyTom angles in degrees (computed in the Rust core)."""
+    return np.asarray(_core.rotation_matrix(float(z1), float(z2), float(x)))

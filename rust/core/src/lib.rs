@@ -1,0 +1,7 @@
+//! tomoclass-core: the hot path of tomoclass, in plain Rust over `ndarray` views.
+//!
+//! Volumes are `[z, y, x]` arrays of `f32`; coordinates and shifts are `(x, y, z)`;
+//! the rotation centre is voxel `n / 2` on each axis; Fourier data live on the rFFT
+//! half grid `(n, n, n / 2 + 1)`. No Python here: `cargo test` runs without it.
+
+pub mod rotation;
