@@ -18,8 +18,12 @@ Weights are float32 on the rFFT half grid ``(n, n, n // 2 + 1)``, indexed ``[kz,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.geometry import Rotation
 
@@ -68,3 +72,32 @@ Wedge = SingleTiltWedge | DoubleTiltWedge
 
 NO_WEDGE = SingleTiltWedge(0.0, 0.0)
 """Full sampling (Angle 0: no missing region), as PyTom reads a wedge of angle 0."""
+
+
+def _component_tuples(wedge: Wedge) -> list[tuple[float, float, float, float, list]]:
+    return [
+        (c.angle1, c.angle2, c.cutoff_radius, c.smooth, c.tilt_axis_rotation.matrix().tolist())
+        for c in wedge.components
+    ]
+
+
+def weights(wedge: Wedge, box: int, rotation: np.ndarray | None = None) -> np.ndarray:
+    """Weights ``W(R·k)`` of ``wedge`` seen from a particle's aligned frame.
+
+    ``rotation`` is the particle's PyTom rotation matrix (identity: the tomogram frame);
+    the result is float32 ``(box, box, box // 2 + 1)``, ``[kz, ky, kx]``.
+    """
+    matrix = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
+    try:
+        return _core.wedge_weights(int(box), _component_tuples(wedge), matrix.tolist())
+    except ValueError as exc:
+        raise TomoclassError(str(exc)) from None
+
+
+def weights_stack(wedges: Sequence[Wedge], box: int, rotations: np.ndarray) -> np.ndarray:
+    """Weights of many particles, ``(N, box, box, box // 2 + 1)``; threaded in the Rust core."""
+    mats = np.ascontiguousarray(np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3))
+    try:
+        return _core.wedge_stack(int(box), [_component_tuples(w) for w in wedges], mats)
+    except ValueError as exc:
+        raise TomoclassError(str(exc)) from None

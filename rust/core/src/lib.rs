@@ -4,4 +4,9 @@
 //! the rotation centre is voxel `n / 2` on each axis; Fourier data live on the rFFT
 //! half grid `(n, n, n / 2 + 1)`. No Python here: `cargo test` runs without it.
 
+pub mod error;
+pub mod fft;
+pub mod fourier;
+pub mod interp;
 pub mod rotation;
+pub mod wedge;
