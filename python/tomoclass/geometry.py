@@ -18,7 +18,7 @@ from tomoclass import _core
 
 @dataclass(frozen=True)
 class Rotation:
-    """PyTom ZXZ rotation in degrees: first ``z1`` about z, then ``x`` about x, then ``z2`` about z."""
+    """PyTom ZXZ rotation, degrees: ``z1`` about z, then ``x`` about x, then ``z2`` about z."""
 
     z1: float = 0.0
     z2: float = 0.0

@@ -1,0 +1,24 @@
+"""File input and output: volumes (EM, MRC) and particle lists."""
+
+from __future__ import annotations
+
+from tomoclass.io.em import EMHeader, read_em, read_em_header, write_em
+from tomoclass.io.volumes import (
+    check_finite,
+    read_volume,
+    read_voxel_size,
+    volume_shape,
+    write_volume,
+)
+
+__all__ = [
+    "EMHeader",
+    "check_finite",
+    "read_em",
+    "read_em_header",
+    "read_volume",
+    "read_voxel_size",
+    "volume_shape",
+    "write_em",
+    "write_volume",
+]

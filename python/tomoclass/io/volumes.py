@@ -1,0 +1,204 @@
+"""Reading and writing volumes (EM or MRC, chosen by extension).
+
+Volumes are float32 numpy arrays indexed ``[z, y, x]`` (x runs fastest in the files), as
+mrcfile returns them. A 2-D image is returned as a volume with nz = 1. Voxel sizes are in
+Å. EM files carry no voxel size (PyTom writes none and the TOM header's pixel-size fields
+have no agreed unit), so :func:`read_voxel_size` returns None for them and
+:func:`write_volume` does not store one. NaN/Inf voxels are not rejected on reading; callers
+use :func:`check_finite`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import mrcfile
+import mrcfile.utils
+import numpy as np
+
+from tomoclass.errors import TomoclassError
+from tomoclass.io.em import PathLike, atomic_output, read_em, read_em_header, write_em
+
+Format = Literal["em", "mrc"]
+
+EM_EXTENSIONS = (".em",)
+MRC_EXTENSIONS = (".mrc", ".rec", ".map", ".mrcs")
+_CHECK_CHUNK = 1 << 24  # voxels per block in check_finite
+
+
+def _fail(path: PathLike, message: str) -> TomoclassError:
+    return TomoclassError(f"{os.fspath(path)}: {message}")
+
+
+def volume_format(path: PathLike) -> Format:
+    """``"em"`` or ``"mrc"`` from the file extension (case-insensitive)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in EM_EXTENSIONS:
+        return "em"
+    if suffix in MRC_EXTENSIONS:
+        return "mrc"
+    known = ", ".join(EM_EXTENSIONS + MRC_EXTENSIONS)
+    raise _fail(path, f"unknown volume file extension {suffix!r} (known: {known})")
+
+
+@contextlib.contextmanager
+def _mrc(
+    path: PathLike, *, mmap: bool = False, header_only: bool = False
+) -> Iterator[mrcfile.mrcfile.MrcFile]:
+    """Open an MRC file read-only and strictly; errors become :class:`TomoclassError`."""
+    if not os.path.exists(path):
+        raise _fail(path, "no such file")
+    try:
+        if mmap:
+            handle = mrcfile.mmap(path, mode="r", permissive=False)
+        else:
+            handle = mrcfile.open(path, mode="r", permissive=False, header_only=header_only)
+        with handle as mrc:
+            yield mrc
+    except (ValueError, EOFError) as err:
+        raise _fail(path, f"not a valid MRC file ({err})") from None
+    except OSError as err:
+        raise _fail(path, f"cannot read ({err.strerror or err})") from None
+
+
+def _mrc_shape(path: PathLike, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The ``(nz, ny, nx)`` shape of MRC data of ``shape``; a 2-D image has nz = 1."""
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) != 3:
+        raise _fail(path, f"holds {len(shape)}-D data {shape}, not a single volume")
+    return shape
+
+
+def _check_real(path: PathLike, dtype: np.dtype) -> None:
+    if np.issubdtype(dtype, np.complexfloating):
+        raise _fail(path, f"holds complex data ({dtype}), not a real-space volume")
+
+
+def _read_mrc(path: PathLike, mmap: bool) -> np.ndarray:
+    with _mrc(path, mmap=mmap) as mrc:
+        data = mrc.data
+        _check_real(path, data.dtype)
+        shape = _mrc_shape(path, data.shape)
+        if mmap:
+            return data.reshape(shape)  # stays a read-only np.memmap after the file closes
+        return np.array(data, dtype=np.float32).reshape(shape)
+
+
+def read_volume(path: PathLike, *, mmap: bool = False) -> np.ndarray:
+    """Read a volume as a float32 ``[z, y, x]`` array (EM or MRC by extension).
+
+    With ``mmap=True`` nothing is loaded: a read-only ``np.memmap`` in the stored element
+    type (and byte order) is returned, and the caller converts it to float32 in chunks.
+    """
+    if volume_format(path) == "mrc":
+        return _read_mrc(path, mmap)
+    data, _ = read_em(path, mmap=mmap)
+    _check_real(path, data.dtype)
+    return data if mmap else data.astype(np.float32, copy=False)
+
+
+def volume_shape(path: PathLike) -> tuple[int, int, int]:
+    """The ``(nz, ny, nx)`` shape of a volume file, reading only its header."""
+    if volume_format(path) == "em":
+        return read_em_header(path).shape
+    with _mrc(path, header_only=True) as mrc:
+        header = mrc.header
+        shape = mrcfile.utils.data_shape_from_header(header)
+        itemsize = mrcfile.utils.data_dtype_from_header(header).itemsize
+    announced = int(np.prod(shape, dtype=np.int64)) * itemsize
+    available = os.path.getsize(path) - header.nbytes - int(header.nsymbt)
+    if announced > available:
+        raise _fail(
+            path, f"truncated MRC file: {announced} data bytes announced, {available} present"
+        )
+    return tuple(int(n) for n in _mrc_shape(path, shape))
+
+
+def read_voxel_size(path: PathLike) -> float | None:
+    """The voxel size in Å (the x value of the MRC header), or None when the file has none.
+
+    EM files always give None (see the module docstring).
+    """
+    if volume_format(path) == "em":
+        read_em_header(path)  # still report a missing or corrupt file
+        return None
+    with _mrc(path, header_only=True) as mrc:
+        size = float(mrc.voxel_size.x)
+    return size if size > 0 and np.isfinite(size) else None
+
+
+def _as_float32(path: PathLike, data: np.ndarray) -> np.ndarray:
+    """``data`` as a 2- or 3-D float32 array, or a :class:`TomoclassError` naming ``path``."""
+    try:
+        array = np.asarray(data)
+        if np.issubdtype(array.dtype, np.complexfloating):
+            raise TypeError(f"complex data ({array.dtype})")
+        array = array.astype(np.float32, copy=False)
+    except (TypeError, ValueError) as err:
+        raise _fail(path, f"cannot write this data as a float32 volume ({err})") from None
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise _fail(path, f"a volume must be a non-empty 2- or 3-D array, got shape {array.shape}")
+    return array
+
+
+def _check_voxel_size(voxel_size: float | None) -> float | None:
+    if voxel_size is None:
+        return None
+    size = float(voxel_size)
+    if not (np.isfinite(size) and size > 0):
+        raise TomoclassError(f"voxel_size: must be a positive number of Å, got {voxel_size!r}")
+    return size
+
+
+def write_volume(
+    path: PathLike,
+    data: np.ndarray,
+    *,
+    voxel_size: float | None = None,
+    overwrite: bool = True,
+) -> None:
+    """Write ``data`` (``[z, y, x]``) as a float32 EM or MRC file, chosen by extension.
+
+    ``voxel_size`` (Å) is stored in MRC files only. The file is written under a temporary
+    name in the same folder and then renamed, so a failure never leaves half a file nor
+    destroys an existing one. With ``overwrite=False`` an existing file is an error.
+    """
+    kind = volume_format(path)
+    size = _check_voxel_size(voxel_size)
+    volume = _as_float32(path, data)
+    if not overwrite and os.path.exists(path):
+        raise _fail(path, "already exists (overwrite is off)")
+    if kind == "em":
+        write_em(path, volume)
+        return
+    with atomic_output(path) as tmp:
+        try:
+            with mrcfile.new(tmp, overwrite=True) as mrc:
+                mrc.set_data(volume)
+                if size is not None:
+                    mrc.voxel_size = size
+        except ValueError as err:
+            raise _fail(path, f"cannot write MRC ({err})") from None
+
+
+def check_finite(data: np.ndarray, path: PathLike) -> None:
+    """Raise :class:`TomoclassError` naming ``path`` if ``data`` holds NaN or Inf.
+
+    Works block by block along the first axis, so memory-mapped volumes are not loaded whole.
+    """
+    array = np.asarray(data)
+    if not np.issubdtype(array.dtype, np.inexact):
+        return
+    array = np.atleast_1d(array)
+    step = max(1, _CHECK_CHUNK // max(1, array[0].size))
+    bad = 0
+    for start in range(0, array.shape[0], step):
+        block = array[start : start + step]
+        bad += block.size - int(np.count_nonzero(np.isfinite(block)))
+    if bad:
+        raise _fail(path, f"contains NaN or Inf ({bad} voxel{'s' if bad > 1 else ''})")
