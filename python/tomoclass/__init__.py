@@ -1,15 +1,60 @@
-"""tomoclass: classification of aligned subtomograms, PyTom-compatible, with a Rust core."""
+"""tomoclass: classification of aligned subtomograms, PyTom-compatible, with a Rust core.
+
+Conventions (PyTom's): volumes are float32 ``[z, y, x]``; coordinates and shifts ``(x, y, z)``
+in voxels; rotations ZXZ in degrees, ``R = Rz(Z2)·Rx(X)·Rz(Z1)``, about voxel ``n // 2``;
+frequencies in Fourier voxels of the (binned) box.
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
 from tomoclass.errors import TomoclassError
+from tomoclass.fourier import band_mask, bin_volume, irfftn, rfftn
 from tomoclass.geometry import Rotation, Shift, rotation_matrix
+from tomoclass.io import (
+    convert_particle_list,
+    read_particle_list,
+    read_volume,
+    write_particle_list,
+    write_volume,
+)
+from tomoclass.mask import spherical_mask
+from tomoclass.particles import Particle, ParticleList, PickPosition
+from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
+from tomoclass.transform import align, forward
+from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, weights
 
 try:
     __version__ = version("tomoclass")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["Rotation", "Shift", "TomoclassError", "__version__", "rotation_matrix"]
+__all__ = [
+    "DoubleTiltWedge",
+    "Particle",
+    "ParticleList",
+    "PickPosition",
+    "Rotation",
+    "Shift",
+    "SimulationConfig",
+    "SingleTiltWedge",
+    "TomoclassError",
+    "__version__",
+    "align",
+    "band_mask",
+    "bin_volume",
+    "convert_particle_list",
+    "forward",
+    "irfftn",
+    "read_particle_list",
+    "read_volume",
+    "rfftn",
+    "rotation_matrix",
+    "simulate_particles",
+    "spherical_mask",
+    "weights",
+    "write_particle_list",
+    "write_simulation",
+    "write_volume",
+]

@@ -14,18 +14,11 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 
 
-def _float32(volume: np.ndarray, ndim: int, name: str) -> np.ndarray:
-    array = np.ascontiguousarray(volume, dtype=np.float32)
-    if array.ndim != ndim:
-        raise TomoclassError(f"{name} must be {ndim}-D, got shape {array.shape}")
-    return array
-
-
 def rfftn(volume: np.ndarray) -> np.ndarray:
     """``numpy.fft.rfftn`` of one volume ``(nz, ny, nx)`` or of a stack ``(N, nz, ny, nx)``."""
     array = np.ascontiguousarray(volume, dtype=np.float32)
     if array.ndim == 3:
-        return _core.rfftn(array)
+        return _core.rfftn_stack(array[None])[0]
     if array.ndim == 4:
         return _core.rfftn_stack(array)
     raise TomoclassError(f"rfftn needs a volume or a stack of volumes, got shape {array.shape}")
@@ -38,7 +31,7 @@ def irfftn(spectrum: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     if array.shape[-3:] != expected:
         raise TomoclassError(f"spectrum of shape {array.shape} does not fit volumes of {shape}")
     if array.ndim == 3:
-        return _core.irfftn(array, list(shape))
+        return _core.irfftn_stack(array[None], list(shape))[0]
     return _core.irfftn_stack(array, list(shape))
 
 
@@ -67,7 +60,7 @@ def bin_volume(volume: np.ndarray, factor: int) -> np.ndarray:
         return array
     try:
         if array.ndim == 3:
-            return _core.bin_volume(array, int(factor))
+            return _core.bin_stack(array[None], int(factor))[0]
         if array.ndim == 4:
             return _core.bin_stack(array, int(factor))
     except ValueError as exc:

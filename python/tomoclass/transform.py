@@ -47,18 +47,16 @@ def affine_transform(
     ``offsets`` ``(3,)`` or ``(N, 3)``, in voxels.
     """
     array = np.ascontiguousarray(volumes, dtype=np.float32)
+    if array.ndim not in (3, 4):
+        raise TomoclassError(f"expected a volume or a stack of volumes, got shape {array.shape}")
+    stack = array if array.ndim == 4 else array[None]
+    mats = np.ascontiguousarray(_as_matrices(matrices, len(stack)))
+    offs = np.ascontiguousarray(_as_shifts(offsets, len(stack)))
     try:
-        if array.ndim == 3:
-            matrix = np.ascontiguousarray(matrices, dtype=np.float64).reshape(3, 3)
-            offset = [float(v) for v in np.asarray(offsets).reshape(3)]
-            return _core.affine_transform(array, matrix, offset, int(order))
-        if array.ndim == 4:
-            mats = np.ascontiguousarray(_as_matrices(matrices, len(array)))
-            offs = np.ascontiguousarray(_as_shifts(offsets, len(array)))
-            return _core.transform_stack(array, mats, offs, int(order))
+        out = _core.transform_stack(stack, mats, offs, int(order))
     except ValueError as exc:
         raise TomoclassError(str(exc)) from None
-    raise TomoclassError(f"expected a volume or a stack of volumes, got shape {array.shape}")
+    return out if array.ndim == 4 else out[0]
 
 
 def align(
@@ -73,10 +71,7 @@ def align(
     mats = _as_matrices(rotations, 1 if array.ndim == 3 else len(array))
     shs = _as_shifts(shifts, len(mats))
     c = _centre(array.shape[-3:])
-    offsets = c + shs - mats @ c
-    if array.ndim == 3:
-        return affine_transform(array, mats[0], offsets[0], order)
-    return affine_transform(array, mats, offsets, order)
+    return affine_transform(array, mats, c + shs - mats @ c, order)
 
 
 def forward(
@@ -91,7 +86,4 @@ def forward(
     shs = _as_shifts(shifts, len(mats))
     inv = np.transpose(mats, (0, 2, 1))
     c = _centre(array.shape[-3:])
-    offsets = c - np.einsum("nij,nj->ni", inv, c + shs)
-    if array.ndim == 3:
-        return affine_transform(array, inv[0], offsets[0], order)
-    return affine_transform(array, inv, offsets, order)
+    return affine_transform(array, inv, c - np.einsum("nij,nj->ni", inv, c + shs), order)

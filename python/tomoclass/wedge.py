@@ -88,10 +88,7 @@ def weights(wedge: Wedge, box: int, rotation: np.ndarray | None = None) -> np.nd
     the result is float32 ``(box, box, box // 2 + 1)``, ``[kz, ky, kx]``.
     """
     matrix = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
-    try:
-        return _core.wedge_weights(int(box), _component_tuples(wedge), matrix.tolist())
-    except ValueError as exc:
-        raise TomoclassError(str(exc)) from None
+    return weights_stack([wedge], box, matrix[None])[0]
 
 
 def weights_stack(wedges: Sequence[Wedge], box: int, rotations: np.ndarray) -> np.ndarray:

@@ -23,19 +23,16 @@ Files are always written little endian with machine code 6 (PC), as PyTom writes
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from tomoclass.errors import TomoclassError
+from tomoclass.io.files import PathLike, atomic_output
 
-PathLike = str | os.PathLike[str]
 ByteOrder = Literal["<", ">"]
 
 HEADER_SIZE = 512
@@ -271,37 +268,6 @@ def _as_3d(path: PathLike, data: np.ndarray) -> np.ndarray:
     if any(n < 1 for n in volume.shape) or any(n > 2**31 - 1 for n in volume.shape):
         raise _fail(path, f"cannot write an array of shape {data.shape} to EM")
     return volume
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
-
-    On any error the temporary file is removed and ``path`` is left as it was. OS errors
-    become a :class:`TomoclassError` naming ``path``. The file gets the usual permissions
-    (0666 minus the umask).
-    """
-    target = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except OSError as err:
-        raise _fail(path, f"cannot write ({err.strerror or err})") from None
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except OSError as err:
-        _remove_quietly(tmp)
-        raise _fail(path, f"cannot write ({err.strerror or err})") from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
 
 
 def _write_payload(f, volume: np.ndarray, dtype: np.dtype) -> None:

@@ -21,7 +21,8 @@ import mrcfile.utils
 import numpy as np
 
 from tomoclass.errors import TomoclassError
-from tomoclass.io.em import PathLike, atomic_output, read_em, read_em_header, write_em
+from tomoclass.io.em import read_em, read_em_header, write_em
+from tomoclass.io.files import PathLike, atomic_output
 
 Format = Literal["em", "mrc"]
 

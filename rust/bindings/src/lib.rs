@@ -1,15 +1,15 @@
 //! Thin PyO3 bindings of `tomoclass-core`: type conversion and GIL release only.
 //! Core errors become `ValueError`; the Python layer adds file or parameter names.
 
-use ndarray::Array2;
+use ndarray::ArrayViewMut4;
 use numpy::{
-    Complex32, IntoPyArray, PyArray3, PyArray4, PyReadonlyArray2, PyReadonlyArray3,
-    PyReadonlyArray4,
+    Complex32, Element, IntoPyArray, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray2,
+    PyReadonlyArray3, PyReadonlyArray4,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use tomoclass_core::error::Error;
-use tomoclass_core::fft::{self, Fft3};
+use tomoclass_core::error::{Error, Result as CoreResult};
+use tomoclass_core::fft::Fft3;
 use tomoclass_core::fourier::{self, Binning};
 use tomoclass_core::interp::{self, Affine, Interpolation};
 use tomoclass_core::rotation::{self, Mat3};
@@ -17,6 +17,27 @@ use tomoclass_core::wedge::{self, TiltWedge};
 
 fn err(e: Error) -> PyErr {
     PyValueError::new_err(e.0)
+}
+
+/// Run `fill` without the GIL on a new numpy stack of `shape`, which it must write entirely.
+fn fill_new_stack<'py, T, F>(
+    py: Python<'py>,
+    shape: [usize; 4],
+    fill: F,
+) -> PyResult<Bound<'py, PyArray4<T>>>
+where
+    T: Element + Send,
+    F: FnOnce(ArrayViewMut4<'_, T>) -> CoreResult<()> + Send,
+{
+    // SAFETY: uninitialised memory is never read: `fill` writes every element (or fails,
+    // and then the array is dropped unseen).
+    let out = unsafe { PyArray4::<T>::new(py, shape, false) };
+    {
+        let mut guard = out.readwrite();
+        let view = guard.as_array_mut();
+        py.detach(|| fill(view)).map_err(err)?;
+    }
+    Ok(out)
 }
 
 fn interpolation(order: u8) -> PyResult<Interpolation> {
@@ -29,11 +50,7 @@ fn interpolation(order: u8) -> PyResult<Interpolation> {
     }
 }
 
-fn mat3(rows: &[f64]) -> Mat3 {
-    [0, 1, 2].map(|i| [0, 1, 2].map(|j| rows[3 * i + j]))
-}
-
-fn mat3_list(a: PyReadonlyArray3<f64>) -> PyResult<Vec<Mat3>> {
+fn mat3_list(a: &PyReadonlyArray3<f64>) -> PyResult<Vec<Mat3>> {
     let a = a.as_array();
     if a.shape()[1..] != [3, 3] {
         return Err(PyValueError::new_err(format!(
@@ -42,38 +59,20 @@ fn mat3_list(a: PyReadonlyArray3<f64>) -> PyResult<Vec<Mat3>> {
         )));
     }
     Ok(a.outer_iter()
-        .map(|m| mat3(&m.iter().copied().collect::<Vec<_>>()))
+        .map(|m| [0, 1, 2].map(|i| [0, 1, 2].map(|j| m[[i, j]])))
         .collect())
+}
+
+/// Number of threads the core uses (rayon; set `RAYON_NUM_THREADS` to change it).
+#[pyfunction]
+fn thread_count() -> usize {
+    rayon::current_num_threads()
 }
 
 /// PyTom rotation matrix `Rz(z2)·Rx(x)·Rz(z1)` of angles in degrees.
 #[pyfunction]
-fn rotation_matrix(z1: f64, z2: f64, x: f64) -> [[f64; 3]; 3] {
+fn rotation_matrix(z1: f64, z2: f64, x: f64) -> Mat3 {
     rotation::rotation_matrix(z1, z2, x)
-}
-
-/// `numpy.fft.rfftn` of a float32 `[z, y, x]` volume (complex64 half grid).
-#[pyfunction]
-fn rfftn<'py>(
-    py: Python<'py>,
-    volume: PyReadonlyArray3<'py, f32>,
-) -> PyResult<Bound<'py, PyArray3<Complex32>>> {
-    let v = volume.as_array();
-    Ok(py.detach(|| fft::rfftn(v)).map_err(err)?.into_pyarray(py))
-}
-
-/// `numpy.fft.irfftn` of a complex64 half grid to a real volume of `shape`.
-#[pyfunction]
-fn irfftn<'py>(
-    py: Python<'py>,
-    spectrum: PyReadonlyArray3<'py, Complex32>,
-    shape: [usize; 3],
-) -> PyResult<Bound<'py, PyArray3<f32>>> {
-    let s = spectrum.as_array();
-    Ok(py
-        .detach(|| fft::irfftn(s, shape))
-        .map_err(err)?
-        .into_pyarray(py))
 }
 
 /// `rfftn` of every volume of a float32 stack `(N, nz, ny, nx)`, threaded over volumes.
@@ -83,11 +82,9 @@ fn rfftn_stack<'py>(
     stack: PyReadonlyArray4<'py, f32>,
 ) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
     let s = stack.as_array();
-    let shape = [s.shape()[1], s.shape()[2], s.shape()[3]];
-    let out = py
-        .detach(|| Fft3::new(shape)?.forward_stack(s))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
+    let (n, nz, ny, nx) = s.dim();
+    let plan = Fft3::new([nz, ny, nx]).map_err(err)?;
+    fill_new_stack(py, [n, nz, ny, nx / 2 + 1], |o| plan.forward_stack(s, o))
 }
 
 /// `irfftn` of every half grid of a complex64 stack, to volumes of `shape`.
@@ -98,38 +95,9 @@ fn irfftn_stack<'py>(
     shape: [usize; 3],
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let s = spectra.as_array();
-    let out = py
-        .detach(|| Fft3::new(shape)?.inverse_stack(s))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
-}
-
-/// `out(p) = volume(matrix·p + offset)`, `p = (x, y, z)` voxels; order 1 or 3.
-#[pyfunction]
-fn affine_transform<'py>(
-    py: Python<'py>,
-    volume: PyReadonlyArray3<'py, f32>,
-    matrix: PyReadonlyArray2<'py, f64>,
-    offset: [f64; 3],
-    order: u8,
-) -> PyResult<Bound<'py, PyArray3<f32>>> {
-    let interp = interpolation(order)?;
-    let m = matrix.as_array();
-    if m.shape() != [3, 3] {
-        return Err(PyValueError::new_err("matrix must be 3×3"));
-    }
-    let affine = Affine {
-        matrix: mat3(&m.iter().copied().collect::<Vec<_>>()),
-        offset,
-    };
-    let v = volume.as_array();
-    let out = py
-        .detach(|| {
-            let mut out = ndarray::Array3::zeros(v.raw_dim());
-            interp::affine_transform(v, &affine, interp, out.view_mut()).map(|_| out)
-        })
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
+    let plan = Fft3::new(shape).map_err(err)?;
+    let [nz, ny, nx] = shape;
+    fill_new_stack(py, [s.shape()[0], nz, ny, nx], |o| plan.inverse_stack(s, o))
 }
 
 /// Resample each volume of a stack by its own `(matrix, offset)`; threaded over volumes.
@@ -142,11 +110,11 @@ fn transform_stack<'py>(
     order: u8,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let interp = interpolation(order)?;
-    let offsets: Array2<f64> = offsets.as_array().to_owned();
+    let offsets = offsets.as_array();
     if offsets.ncols() != 3 {
         return Err(PyValueError::new_err("offsets must have shape (N, 3)"));
     }
-    let affines: Vec<Affine> = mat3_list(matrices)?
+    let affines: Vec<Affine> = mat3_list(&matrices)?
         .into_iter()
         .zip(offsets.outer_iter())
         .map(|(matrix, o)| Affine {
@@ -155,21 +123,10 @@ fn transform_stack<'py>(
         })
         .collect();
     let s = stack.as_array();
-    let out = py
-        .detach(|| interp::transform_stack(s, &affines, interp))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
-}
-
-/// Cubic B-spline coefficients (mirror boundary), as `scipy.ndimage.spline_filter`.
-#[pyfunction]
-fn spline_coefficients<'py>(
-    py: Python<'py>,
-    volume: PyReadonlyArray3<'py, f32>,
-) -> Bound<'py, PyArray3<f32>> {
-    let v = volume.as_array();
-    py.detach(|| interp::spline_coefficients(v))
-        .into_pyarray(py)
+    let (n, nz, ny, nx) = s.dim();
+    fill_new_stack(py, [n, nz, ny, nx], |o| {
+        interp::transform_stack(s, &affines, interp, o)
+    })
 }
 
 /// 1 on the half grid of `shape` where `lowest ≤ |k| ≤ highest`, DC excluded.
@@ -183,28 +140,8 @@ fn band_mask(
     fourier::band_mask(shape, lowest, highest).into_pyarray(py)
 }
 
-/// Fourier binning of a cubic volume by `factor` (values kept, Nyquist planes zeroed).
-#[pyfunction]
-fn bin_volume<'py>(
-    py: Python<'py>,
-    volume: PyReadonlyArray3<'py, f32>,
-    factor: usize,
-) -> PyResult<Bound<'py, PyArray3<f32>>> {
-    let v = volume.as_array();
-    let n = v.shape()[0];
-    if v.shape() != [n, n, n] {
-        return Err(PyValueError::new_err(format!(
-            "binning needs a cubic volume, got {:?}",
-            v.shape()
-        )));
-    }
-    let out = py
-        .detach(|| Binning::new(n, factor)?.apply(v))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
-}
-
-/// Fourier binning of every cubic volume of a stack `(N, n, n, n)`, threaded.
+/// Fourier binning of every cubic volume of a stack `(N, n, n, n)` by `factor`
+/// (values kept, Nyquist planes zeroed); threaded over volumes.
 #[pyfunction]
 fn bin_stack<'py>(
     py: Python<'py>,
@@ -212,13 +149,13 @@ fn bin_stack<'py>(
     factor: usize,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let s = stack.as_array();
-    let out = py
-        .detach(|| Binning::new(s.shape()[1], factor)?.apply_stack(s))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
+    let binning = Binning::new(s.shape()[1], factor).map_err(err)?;
+    let m = binning.binned_size();
+    fill_new_stack(py, [s.shape()[0], m, m, m], |o| binning.apply_stack(s, o))
 }
 
-type WedgeTuple = (f64, f64, f64, f64, [[f64; 3]; 3]);
+/// One single-tilt component: `(angle1, angle2, cutoff, smooth, tilt_axis_matrix)`.
+type WedgeTuple = (f64, f64, f64, f64, Mat3);
 
 fn tilt_wedges(components: &[WedgeTuple]) -> Vec<TiltWedge> {
     components
@@ -233,24 +170,8 @@ fn tilt_wedges(components: &[WedgeTuple]) -> Vec<TiltWedge> {
         .collect()
 }
 
-/// Wedge weights `W(R·k)` on the half grid of an `n³` box. `components` is a list of
-/// `(angle1, angle2, cutoff, smooth, tilt_axis_matrix)` whose weights multiply.
-#[pyfunction]
-fn wedge_weights<'py>(
-    py: Python<'py>,
-    n: usize,
-    components: Vec<WedgeTuple>,
-    rotation: [[f64; 3]; 3],
-) -> PyResult<Bound<'py, PyArray3<f32>>> {
-    let comps = tilt_wedges(&components);
-    let out = py
-        .detach(|| wedge::wedge_weights(n, &comps, &rotation))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
-}
-
-/// Wedge weights of many particles: `wedges[i]` (as in `wedge_weights`) seen through
-/// `rotations[i]`, shape `(N, n, n, n // 2 + 1)`; threaded over particles.
+/// Wedge weights of many particles, `(N, n, n, n // 2 + 1)`: particle `i`'s wedge is the
+/// product of the components `wedges[i]` seen through `rotations[i]`; threaded.
 #[pyfunction]
 fn wedge_stack<'py>(
     py: Python<'py>,
@@ -259,27 +180,21 @@ fn wedge_stack<'py>(
     rotations: PyReadonlyArray3<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let comps: Vec<Vec<TiltWedge>> = wedges.iter().map(|w| tilt_wedges(w)).collect();
-    let rots = mat3_list(rotations)?;
-    let out = py
-        .detach(|| wedge::wedge_stack(n, &comps, &rots))
-        .map_err(err)?;
-    Ok(out.into_pyarray(py))
+    let rots = mat3_list(&rotations)?;
+    fill_new_stack(py, [comps.len(), n, n, n / 2 + 1], |o| {
+        wedge::wedge_stack(n, &comps, &rots, o)
+    })
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(thread_count, m)?)?;
     m.add_function(wrap_pyfunction!(rotation_matrix, m)?)?;
-    m.add_function(wrap_pyfunction!(rfftn, m)?)?;
-    m.add_function(wrap_pyfunction!(irfftn, m)?)?;
     m.add_function(wrap_pyfunction!(rfftn_stack, m)?)?;
     m.add_function(wrap_pyfunction!(irfftn_stack, m)?)?;
-    m.add_function(wrap_pyfunction!(affine_transform, m)?)?;
     m.add_function(wrap_pyfunction!(transform_stack, m)?)?;
-    m.add_function(wrap_pyfunction!(spline_coefficients, m)?)?;
     m.add_function(wrap_pyfunction!(band_mask, m)?)?;
-    m.add_function(wrap_pyfunction!(bin_volume, m)?)?;
     m.add_function(wrap_pyfunction!(bin_stack, m)?)?;
-    m.add_function(wrap_pyfunction!(wedge_weights, m)?)?;
     m.add_function(wrap_pyfunction!(wedge_stack, m)?)?;
     Ok(())
 }

@@ -25,3 +25,26 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
         Err(Error(msg()))
     }
 }
+
+/// Check a stack operation: `input` is `(N, …in_volume)` and `output` is `(N, …out_volume)`.
+pub fn ensure_stack(
+    what: &str,
+    input: &[usize],
+    output: &[usize],
+    in_volume: [usize; 3],
+    out_volume: [usize; 3],
+) -> Result<()> {
+    ensure(
+        input.len() == 4
+            && output.len() == 4
+            && input[0] == output[0]
+            && input[1..] == in_volume
+            && output[1..] == out_volume,
+        || {
+            format!(
+                "{what}: expected (N, {in_volume:?}) in and (N, {out_volume:?}) out, \
+                 got {input:?} and {output:?}"
+            )
+        },
+    )
+}

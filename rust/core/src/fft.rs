@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip};
+use ndarray::{Array3, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Zip};
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
-use crate::error::{ensure, Result};
+use crate::error::{ensure, ensure_stack, Result};
 
 /// FFT plans for one volume shape `(nz, ny, nx)`.
 pub struct Fft3 {
@@ -75,7 +75,7 @@ impl Fft3 {
         ];
         Scratch {
             real_line: vec![0.0; nx],
-            lines: vec![Complex32::default(); nh * ny.max(nz)],
+            lines: vec![Complex32::default(); nz * ny * nh],
             work: vec![Complex32::default(); longest.into_iter().max().unwrap_or(0)],
         }
     }
@@ -97,6 +97,9 @@ impl Fft3 {
         s: &mut Scratch,
     ) -> Result<()> {
         self.check(dims(&input.raw_dim()), dims(&out.raw_dim()))?;
+        ensure(out.is_standard_layout(), || {
+            "FFT output must be contiguous".into()
+        })?;
         for (in_plane, mut out_plane) in input.outer_iter().zip(out.outer_iter_mut()) {
             for (row, mut out_row) in in_plane.outer_iter().zip(out_plane.outer_iter_mut()) {
                 for (dst, &src) in s.real_line.iter_mut().zip(row.iter()) {
@@ -122,6 +125,9 @@ impl Fft3 {
         s: &mut Scratch,
     ) -> Result<()> {
         self.check(dims(&out.raw_dim()), dims(&spectrum.raw_dim()))?;
+        ensure(spectrum.is_standard_layout(), || {
+            "FFT input must be contiguous".into()
+        })?;
         self.along_axis(&mut spectrum, 0, &*self.inv_z, s);
         self.along_axis(&mut spectrum, 1, &*self.inv_y, s);
         let [nz, ny, nx] = self.shape;
@@ -147,8 +153,9 @@ impl Fft3 {
         Ok(())
     }
 
-    /// Complex FFT along `axis` (0 = z, 1 = y) of a half-grid spectrum, in place: the lines
-    /// are gathered into contiguous memory so that rustfft runs them as one batch.
+    /// Complex FFT along `axis` (0 = z, 1 = y) of a contiguous half-grid spectrum, in place.
+    /// The lines are gathered into contiguous memory (a transpose) so that rustfft runs
+    /// them as one batch; for z the whole volume is one batch of `ny·nh` lines.
     fn along_axis(
         &self,
         spec: &mut ArrayViewMut3<Complex32>,
@@ -156,53 +163,60 @@ impl Fft3 {
         fft: &dyn Fft<f32>,
         s: &mut Scratch,
     ) {
-        let len = spec.len_of(Axis(axis));
-        let other = 1 - axis; // the axis that is neither x nor `axis`
-        for mut slab in spec.axis_iter_mut(Axis(other)) {
-            // slab is (len, nh): line j of the batch is column j.
-            let nh = slab.len_of(Axis(1));
-            let lines = &mut s.lines[..len * nh];
-            for ((i, j), v) in slab.indexed_iter() {
-                lines[j * len + i] = *v;
-            }
+        let (nz, ny, nh) = spec.dim();
+        let data = spec.as_slice_mut().expect("contiguous spectrum");
+        let (blocks, len, width) = if axis == 0 {
+            (1, nz, ny * nh)
+        } else {
+            (nz, ny, nh)
+        };
+        let lines = &mut s.lines[..len * width];
+        for block in data.chunks_exact_mut(len * width).take(blocks) {
+            transpose_into(block, lines, len, width);
             fft.process_with_scratch(lines, &mut s.work);
-            for ((i, j), v) in slab.indexed_iter_mut() {
-                *v = lines[j * len + i];
-            }
+            transpose_into(lines, block, width, len);
         }
     }
 
-    /// `rfftn` of every volume of a stack `(N, nz, ny, nx)`, in parallel over volumes.
-    pub fn forward_stack(&self, stack: ArrayView4<f32>) -> Result<Array4<Complex32>> {
-        let [nz, ny, nh] = self.half_shape();
-        let n = stack.len_of(Axis(0));
-        if n > 0 {
-            self.check(
-                dims(&stack.index_axis(Axis(0), 0).raw_dim()),
-                self.half_shape(),
-            )?;
-        }
-        let mut out = Array4::<Complex32>::zeros((n, nz, ny, nh));
+    /// `out[i] = rfftn(stack[i])` for a stack `(N, nz, ny, nx)`, in parallel over volumes.
+    pub fn forward_stack(
+        &self,
+        stack: ArrayView4<f32>,
+        mut out: ArrayViewMut4<Complex32>,
+    ) -> Result<()> {
+        ensure_stack(
+            "rfftn",
+            stack.shape(),
+            out.shape(),
+            self.shape,
+            self.half_shape(),
+        )?;
+        ensure(out.is_standard_layout(), || {
+            "FFT output must be contiguous".into()
+        })?;
         Zip::from(out.outer_iter_mut())
             .and(stack.outer_iter())
             .into_par_iter()
             .for_each_init(
                 || self.scratch(),
-                |s, (o, v)| {
-                    self.forward(v, o, s).expect("shapes checked");
-                },
+                |s, (o, v)| self.forward(v, o, s).expect("shapes checked"),
             );
-        Ok(out)
+        Ok(())
     }
 
-    /// `irfftn` of every spectrum of a stack `(N, nz, ny, nx / 2 + 1)`, in parallel.
-    pub fn inverse_stack(&self, spectra: ArrayView4<Complex32>) -> Result<Array4<f32>> {
-        let [nz, ny, nx] = self.shape;
-        let n = spectra.len_of(Axis(0));
-        if n > 0 {
-            self.check(self.shape, dims(&spectra.index_axis(Axis(0), 0).raw_dim()))?;
-        }
-        let mut out = Array4::<f32>::zeros((n, nz, ny, nx));
+    /// `out[i] = irfftn(spectra[i])` for half grids `(N, nz, ny, nx / 2 + 1)`, in parallel.
+    pub fn inverse_stack(
+        &self,
+        spectra: ArrayView4<Complex32>,
+        mut out: ArrayViewMut4<f32>,
+    ) -> Result<()> {
+        ensure_stack(
+            "irfftn",
+            spectra.shape(),
+            out.shape(),
+            self.half_shape(),
+            self.shape,
+        )?;
         Zip::from(out.outer_iter_mut())
             .and(spectra.outer_iter())
             .into_par_iter()
@@ -218,7 +232,16 @@ impl Fft3 {
                     self.inverse(work.view_mut(), o, s).expect("shapes checked");
                 },
             );
-        Ok(out)
+        Ok(())
+    }
+}
+
+/// `dst[j·rows + i] = src[i·cols + j]`: a `rows × cols` matrix, transposed.
+fn transpose_into(src: &[Complex32], dst: &mut [Complex32], rows: usize, cols: usize) {
+    for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            dst[j * rows + i] = v;
+        }
     }
 }
 
@@ -246,6 +269,7 @@ pub fn irfftn(spectrum: ArrayView3<Complex32>, shape: [usize; 3]) -> Result<Arra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::{Array4, Axis};
 
     fn test_volume(shape: [usize; 3]) -> Array3<f32> {
         Array3::from_shape_fn(shape, |(z, y, x)| {
@@ -304,12 +328,14 @@ mod tests {
         let stack = Array4::from_shape_fn((3, 6, 6, 6), |(i, z, y, x)| {
             ((i * 11 + z * 5 + y * 2 + x) as f32).cos()
         });
-        let out = plan.forward_stack(stack.view()).unwrap();
+        let mut out = Array4::zeros((3, 6, 6, 4));
+        plan.forward_stack(stack.view(), out.view_mut()).unwrap();
         for i in 0..3 {
             let single = rfftn(stack.index_axis(Axis(0), i)).unwrap();
             assert_eq!(out.index_axis(Axis(0), i), single);
         }
-        let back = plan.inverse_stack(out.view()).unwrap();
+        let mut back = Array4::zeros(stack.raw_dim());
+        plan.inverse_stack(out.view(), back.view_mut()).unwrap();
         let err = (&back - &stack)
             .mapv(f32::abs)
             .fold(0.0f32, |a, &b| a.max(b));

@@ -3,11 +3,11 @@
 //! Frequencies are in Fourier voxels, signed as `numpy.fft.fftfreq(n) · n`; the half grid of
 //! an `(nz, ny, nx)` volume is `(nz, ny, nx / 2 + 1)` and holds `kx ≥ 0`.
 
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip};
+use ndarray::{Array3, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Zip};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
 
-use crate::error::{ensure, Result};
+use crate::error::{ensure, ensure_stack, Result};
 use crate::fft::{Fft3, Scratch};
 
 /// Signed frequency of index `i` on an axis of length `n` (numpy's `fftfreq(n)[i] · n`).
@@ -132,22 +132,14 @@ impl Binning {
         Ok(out)
     }
 
-    /// Every volume of a stack `(N, n, n, n)` binned, in parallel over volumes.
-    pub fn apply_stack(&self, stack: ArrayView4<f32>) -> Result<Array4<f32>> {
-        let m = self.binned_size();
-        let n = self.big.shape()[0];
-        ensure(stack.shape()[1..] == [n, n, n], || {
-            format!(
-                "binning expects volumes of {n}³, got {:?}",
-                &stack.shape()[1..]
-            )
-        })?;
-        let mut out = Array4::zeros((stack.len_of(Axis(0)), m, m, m));
+    /// `out[i]` = `stack[i]` binned, for a stack `(N, n, n, n)`, in parallel over volumes.
+    pub fn apply_stack(&self, stack: ArrayView4<f32>, mut out: ArrayViewMut4<f32>) -> Result<()> {
+        let (big, small) = (self.big.shape(), self.small.shape());
+        ensure_stack("binning", stack.shape(), out.shape(), big, small)?;
         Zip::from(out.outer_iter_mut())
             .and(stack.outer_iter())
             .into_par_iter()
-            .try_for_each_init(|| self.workspace(), |w, (o, v)| self.bin_into(v, o, w))?;
-        Ok(out)
+            .try_for_each_init(|| self.workspace(), |w, (o, v)| self.bin_into(v, o, w))
     }
 }
 

@@ -7,7 +7,7 @@
 //! mirrored about its edge voxels. Cubic interpolation first turns the volume into
 //! B-spline coefficients (as scipy's `spline_filter`), then evaluates the cubic B-spline.
 
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut1, ArrayViewMut3, Axis, Zip};
+use ndarray::{Array3, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Axis, Zip};
 use rayon::prelude::*;
 
 use crate::error::{ensure, Result};
@@ -38,71 +38,114 @@ const POLE: f64 = -0.267_949_192_431_122_7;
 
 /// Cubic B-spline coefficients of a volume (mirror boundary), as `scipy.ndimage.spline_filter`.
 pub fn spline_coefficients(volume: ArrayView3<f32>) -> Array3<f32> {
-    let mut coeffs = volume.to_owned();
-    let longest = volume.shape().iter().copied().max().unwrap_or(0);
-    let mut line = vec![0.0f64; longest];
-    for axis in 0..3 {
-        for mut lane in coeffs.lanes_mut(Axis(axis)) {
-            filter_line(&mut lane, &mut line);
-        }
+    let mut coeffs = volume.as_standard_layout().into_owned();
+    let (nz, ny, nx) = coeffs.dim();
+    let data = coeffs.as_slice_mut().expect("standard layout");
+    // Each axis is filtered as blocks of `len` rows of `inner` values, all columns at once
+    // (vectorised): z and y in place, x on each plane transposed.
+    let mut acc = vec![0.0f32; ny * nx.max(nz)];
+    filter_block(data, nz, ny * nx, &mut acc);
+    let mut plane_t = vec![0.0f32; ny * nx];
+    for plane in data.chunks_exact_mut(ny * nx) {
+        filter_block(plane, ny, nx, &mut acc);
+        transpose(plane, &mut plane_t, ny, nx);
+        filter_block(&mut plane_t, nx, ny, &mut acc);
+        transpose(&plane_t, plane, nx, ny);
     }
     coeffs
 }
 
-/// In-place causal + anticausal recursion of one line, in f64 (Unser 1993, mirror ends).
-fn filter_line(lane: &mut ArrayViewMut1<f32>, line: &mut [f64]) {
-    let n = lane.len();
-    if n < 2 {
+/// Causal + anticausal recursion (Unser 1993, mirror ends) along the `len` rows of a block,
+/// applied to every one of the `inner` columns together.
+fn filter_block(block: &mut [f32], len: usize, inner: usize, acc: &mut [f32]) {
+    if len < 2 {
         return;
     }
-    let c = &mut line[..n];
-    let gain = (1.0 - POLE) * (1.0 - 1.0 / POLE);
-    for (dst, &src) in c.iter_mut().zip(lane.iter()) {
-        *dst = src as f64 * gain;
-    }
+    let acc = &mut acc[..inner];
+    let z = POLE as f32;
+    let gain = ((1.0 - POLE) * (1.0 - 1.0 / POLE)) as f32;
+    block.iter_mut().for_each(|v| *v *= gain);
+    let row = |i: usize| i * inner..(i + 1) * inner;
     // Causal start: the infinite mirrored sum, folded into one period.
-    let z_n1 = POLE.powi(n as i32 - 1);
+    let z_last = POLE.powi(len as i32 - 1);
+    let (first, rest) = block.split_at_mut(inner);
+    let last = &rest[row(len - 2)];
+    for ((a, &f), &l) in acc.iter_mut().zip(first.iter()).zip(last) {
+        *a = f + z_last as f32 * l;
+    }
     let mut z_i = POLE;
-    let mut c0 = c[0] + z_n1 * c[n - 1];
-    for i in 1..n - 1 {
-        c0 += z_i * (c[i] + z_n1 * c[n - 1 - i]);
+    for i in 1..len - 1 {
+        let (wi, wm) = (z_i as f32, (z_i * z_last) as f32);
+        let (r, m) = (&rest[row(i - 1)], &rest[row(len - 2 - i)]);
+        for ((a, &v), &u) in acc.iter_mut().zip(r).zip(m) {
+            *a += wi * v + wm * u;
+        }
         z_i *= POLE;
     }
-    c[0] = c0 / (1.0 - z_n1 * z_n1);
-    for i in 1..n {
-        c[i] += POLE * c[i - 1];
+    let norm = (1.0 / (1.0 - z_last * z_last)) as f32;
+    for (f, &a) in first.iter_mut().zip(acc.iter()) {
+        *f = a * norm;
     }
-    c[n - 1] = (POLE * c[n - 2] + c[n - 1]) * POLE / (POLE * POLE - 1.0);
-    for i in (0..n - 1).rev() {
-        c[i] = POLE * (c[i + 1] - c[i]);
+    for i in 1..len {
+        let (done, todo) = block.split_at_mut(i * inner);
+        let prev = &done[(i - 1) * inner..];
+        for (c, &p) in todo[..inner].iter_mut().zip(prev) {
+            *c += z * p;
+        }
     }
-    for (dst, &src) in lane.iter_mut().zip(c.iter()) {
-        *dst = src as f32;
+    let end = (POLE / (POLE * POLE - 1.0)) as f32;
+    let (head, tail) = block.split_at_mut((len - 1) * inner);
+    for (c, &p) in tail.iter_mut().zip(&head[(len - 2) * inner..]) {
+        *c = (z * p + *c) * end;
+    }
+    for i in (0..len - 1).rev() {
+        let (head, tail) = block.split_at_mut((i + 1) * inner);
+        for (c, &next) in head[i * inner..].iter_mut().zip(&tail[..inner]) {
+            *c = z * (next - *c);
+        }
+    }
+}
+
+/// `dst[j·rows + i] = src[i·cols + j]`: a `rows × cols` matrix, transposed.
+fn transpose(src: &[f32], dst: &mut [f32], rows: usize, cols: usize) {
+    for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            dst[j * rows + i] = v;
+        }
     }
 }
 
 /// Index `i` reflected into `0..n` about the edge voxels (whole-sample mirror).
 #[inline]
-fn mirror(i: i64, n: i64) -> usize {
+fn mirror(mut i: i64, n: i64) -> usize {
     if n == 1 {
         return 0;
     }
-    let period = 2 * (n - 1);
-    let m = i.rem_euclid(period);
-    (if m >= n { period - m } else { m }) as usize
+    // Taps lie at most two voxels outside, so this loop runs once or twice: no division.
+    loop {
+        if i < 0 {
+            i = -i;
+        } else if i >= n {
+            i = 2 * (n - 1) - i;
+        } else {
+            return i as usize;
+        }
+    }
 }
 
 /// Cubic B-spline weights of the taps at `floor − 1 .. floor + 2` for fraction `t`.
+const SIXTH: f64 = 1.0 / 6.0;
+
 #[inline]
 fn cubic_weights(t: f64) -> [f64; 4] {
     let t2 = t * t;
     let t3 = t2 * t;
     let u = 1.0 - t;
     [
-        u * u * u / 6.0,
-        (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
-        (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0,
-        t3 / 6.0,
+        u * u * u * SIXTH,
+        (3.0 * t3 - 6.0 * t2 + 4.0) * SIXTH,
+        (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) * SIXTH,
+        t3 * SIXTH,
     ]
 }
 
@@ -115,33 +158,42 @@ struct Source<'a> {
 
 impl Source<'_> {
     /// Value at `(x, y, z)`: the weighted sum of `K` taps per axis starting at `first`.
+    /// Weights and sums are f32: 64 terms whose weights add to 1 stay within f32 precision.
     #[inline]
-    fn taps<const K: usize>(&self, first: [i64; 3], w: &[[f64; K]; 3]) -> f64 {
+    fn taps<const K: usize>(&self, first: [i64; 3], w: &[[f32; K]; 3]) -> f32 {
+        let [sx, sy, sz] = self.strides;
         let interior = (0..3).all(|a| first[a] >= 0 && first[a] + K as i64 <= self.dims[a]);
-        let mut idx = [[0usize; K]; 3];
-        for a in 0..3 {
-            for (k, slot) in idx[a].iter_mut().enumerate() {
-                let i = first[a] + k as i64;
-                let i = if interior {
-                    i as usize
-                } else {
-                    mirror(i, self.dims[a])
-                };
-                *slot = i * self.strides[a];
-            }
-        }
-        let mut total = 0.0;
-        for (kz, &iz) in idx[2].iter().enumerate() {
-            let mut plane = 0.0;
-            for (ky, &iy) in idx[1].iter().enumerate() {
-                let row = &self.data[iz + iy..];
-                let mut acc = 0.0;
-                for (kx, &ix) in idx[0].iter().enumerate() {
-                    acc += w[0][kx] * row[ix] as f64;
+        if interior {
+            // Sum whole x-rows weighted by wy·wz (SIMD-friendly), then one dot with wx.
+            let base = first[0] as usize * sx + first[1] as usize * sy + first[2] as usize * sz;
+            let mut rows = [0.0f32; K];
+            for (kz, wz) in w[2].iter().enumerate() {
+                for (ky, wy) in w[1].iter().enumerate() {
+                    let start = base + kz * sz + ky * sy;
+                    let row = &self.data[start..start + K];
+                    let wyz = wy * wz;
+                    for (acc, v) in rows.iter_mut().zip(row) {
+                        *acc += wyz * v;
+                    }
                 }
-                plane += w[1][ky] * acc;
             }
-            total += w[2][kz] * plane;
+            return rows.iter().zip(&w[0]).map(|(r, wx)| r * wx).sum();
+        }
+        let idx: [[usize; K]; 3] = [0, 1, 2].map(|a| {
+            std::array::from_fn(|k| mirror(first[a] + k as i64, self.dims[a]) * self.strides[a])
+        });
+        let mut total = 0.0;
+        for (&iz, wz) in idx[2].iter().zip(&w[2]) {
+            let mut plane = 0.0;
+            for (&iy, wy) in idx[1].iter().zip(&w[1]) {
+                let acc: f32 = idx[0]
+                    .iter()
+                    .zip(&w[0])
+                    .map(|(&ix, wx)| wx * self.data[iz + iy + ix])
+                    .sum();
+                plane += wy * acc;
+            }
+            total += wz * plane;
         }
         total
     }
@@ -155,19 +207,20 @@ impl Source<'_> {
             if !(p[a] >= -EDGE_TOLERANCE && p[a] <= hi + EDGE_TOLERANCE) {
                 return 0.0;
             }
-            let q = p[a].clamp(0.0, hi);
-            let f = q.floor();
-            base[a] = f as i64;
-            frac[a] = q - f;
+            // q ≥ 0, so truncation is floor (and avoids a libm call).
+            let q = p[a].max(0.0).min(hi);
+            let f = q as i64;
+            base[a] = f;
+            frac[a] = q - f as f64;
         }
         match interp {
             Interpolation::Linear => {
-                let w = frac.map(|t| [1.0 - t, t]);
-                self.taps::<2>(base, &w) as f32
+                let w = frac.map(|t| [(1.0 - t) as f32, t as f32]);
+                self.taps::<2>(base, &w)
             }
             Interpolation::Cubic => {
-                let w = frac.map(cubic_weights);
-                self.taps::<4>(base.map(|b| b - 1), &w) as f32
+                let w = frac.map(|t| cubic_weights(t).map(|v| v as f32));
+                self.taps::<4>(base.map(|b| b - 1), &w)
             }
         }
     }
@@ -227,23 +280,26 @@ pub fn affine_transform(
     Ok(())
 }
 
-/// Resample every volume of a stack `(N, nz, ny, nx)` by its own affine map, in parallel.
+/// `out[i](p) = stack[i](M_i·p + offset_i)` for a stack `(N, nz, ny, nx)`, in parallel.
 pub fn transform_stack(
     stack: ArrayView4<f32>,
     affines: &[Affine],
     interp: Interpolation,
-) -> Result<Array4<f32>> {
+    mut out: ArrayViewMut4<f32>,
+) -> Result<()> {
     let n = stack.len_of(Axis(0));
     ensure(affines.len() == n, || {
         format!("{n} volumes but {} transforms", affines.len())
     })?;
-    let mut out = Array4::<f32>::zeros(stack.raw_dim());
+    ensure(stack.shape() == out.shape(), || {
+        format!("stack {:?} but output {:?}", stack.shape(), out.shape())
+    })?;
     Zip::from(out.outer_iter_mut())
         .and(stack.outer_iter())
         .and(affines)
         .into_par_iter()
         .for_each(|(o, v, a)| resample(prepare(v, interp).view(), a, interp, o));
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,11 +373,13 @@ mod tests {
 
     #[test]
     fn stack_needs_one_transform_per_volume() {
-        let s = Array4::<f32>::zeros((2, 4, 4, 4));
+        let s = ndarray::Array4::<f32>::zeros((2, 4, 4, 4));
+        let mut out = s.clone();
         let a = Affine {
             matrix: IDENTITY,
             offset: [0.0; 3],
         };
-        assert!(transform_stack(s.view(), &[a], Interpolation::Linear).is_err());
+        let result = transform_stack(s.view(), &[a], Interpolation::Linear, out.view_mut());
+        assert!(result.is_err());
     }
 }

@@ -9,7 +9,7 @@
 //! axis is rotated by `T` is `W_tomo(q) = W(Tᵀ·q)`. A double-tilt wedge is the product of its
 //! single-tilt components.
 
-use ndarray::{Array3, Array4, ArrayViewMut3, Axis, Zip};
+use ndarray::{Array3, ArrayViewMut3, ArrayViewMut4, Axis, Zip};
 use rayon::prelude::*;
 
 use crate::error::{ensure, Result};
@@ -120,13 +120,26 @@ pub fn wedge_weights(n: usize, wedge: &[TiltWedge], rotation: &Mat3) -> Result<A
     Ok(out)
 }
 
-/// Weights of many particles: particle `i` has wedge `wedges[i]` and rotation `rotations[i]`.
-pub fn wedge_stack(n: usize, wedges: &[Vec<TiltWedge>], rotations: &[Mat3]) -> Result<Array4<f32>> {
-    ensure(wedges.len() == rotations.len(), || {
-        format!("{} wedges but {} rotations", wedges.len(), rotations.len())
-    })?;
+/// Weights of many particles into `out` `(N, n, n, n / 2 + 1)`: particle `i` has wedge
+/// `wedges[i]` and rotation `rotations[i]`; in parallel over particles.
+pub fn wedge_stack(
+    n: usize,
+    wedges: &[Vec<TiltWedge>],
+    rotations: &[Mat3],
+    mut out: ArrayViewMut4<f32>,
+) -> Result<()> {
+    ensure(
+        wedges.len() == rotations.len() && out.shape() == [wedges.len(), n, n, n / 2 + 1],
+        || {
+            format!(
+                "{} wedges, {} rotations and output {:?} do not match",
+                wedges.len(),
+                rotations.len(),
+                out.shape()
+            )
+        },
+    )?;
     wedges.iter().try_for_each(|w| check(n, w))?;
-    let mut out = Array4::zeros((wedges.len(), n, n, n / 2 + 1));
     Zip::from(out.axis_iter_mut(Axis(0)))
         .and(wedges)
         .and(rotations)
@@ -135,7 +148,7 @@ pub fn wedge_stack(n: usize, wedges: &[Vec<TiltWedge>], rotations: &[Mat3]) -> R
             let frames: Vec<Frame> = w.iter().map(|c| Frame::new(c, r, n)).collect();
             fill(&frames, n, o);
         });
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

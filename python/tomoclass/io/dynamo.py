@@ -1,0 +1,263 @@
+"""Dynamo tables (``.tbl``): one particle per line, whitespace-separated numbers.
+
+Columns used (1-based, as Dynamo counts them): 1 tag, 4-6 shift dx dy dz (voxels),
+7-9 Euler angles tdrot tilt narot (degrees), 10 cc (the score), 13 ftype (wedge type),
+14-15 ymintilt ymaxtilt (degrees), 20 tomo (tomogram number), 22 class, 24-26 x y z (the
+position in the tomogram, voxels). Other columns are kept and written back; new tables get
+the conventional 35 columns (2 aligned = 1, 3 averaged = 1, the rest 0 unless set).
+
+Filenames are not part of a table. tomoclass names each particle by Dynamo's cropping
+convention, ``particle_<tag, 6 digits>.em`` (``particle_000012.em`` for tag 12), in the
+table's folder (``dynamo_crop`` writes its ``crop.tbl`` next to the particles). On writing,
+tags come from filenames ``particle_<tag>.em`` (or ``.mrc``) when every particle has one and
+the tags are unique and >= 1; otherwise they are 1, 2, … in list order. Filenames themselves
+are not stored.
+
+Rotation: Dynamo's ``dynamo_euler2matrix(tdrot, tilt, narot)`` is
+``M = Rz(narot)·Rx(tilt)·Rz(tdrot)``, and the Dynamo wiki (Euler angles convention) defines
+the angles as *clockwise* rotations of the template onto the particle, so the template is
+turned by ``Mᵀ``: PyTom's ``R = Mᵀ = Rz(−tdrot)·Rx(−tilt)·Rz(−narot)``. Using the ZXZ
+identity ``(a, b, c) ≡ (a + 180, −b, c + 180)`` this is, exactly,
+``Z1 = 180 − narot, X = tilt, Z2 = 180 − tdrot`` (and back ``tdrot = 180 − Z2``,
+``tilt = X``, ``narot = 180 − Z1``); angles are written wrapped to [−180, 180).
+A known RELION/Dynamo pair giving identical reconstructions (Dynamo −47.273, 1.1777,
+−132.3 = RELION 137.7, 1.1777, 42.727) confirms this against :mod:`tomoclass.io.star`.
+
+Shift: Dynamo's dx, dy, dz is the offset of the particle centre from the box centre (the
+particle sits at x + dx in the tomogram), which is PyTom's Shift: copied unchanged.
+The position x, y, z is copied unchanged into the pick position, whose origin is the tomo
+number as text (Dynamo counts voxels from 1, PyTom tools from 0; tomoclass does not use
+pick positions). On writing, an origin that is not a number gets 1, 2, … in order of
+first appearance, and an empty origin gets 0.
+
+Wedge: ftype 0 (no wedge information) reads as ``wedge=None``; ftype 1 is a single tilt
+about y from ymintilt to ymaxtilt. A tilt by +t (right-handed about +y) samples the Fourier
+plane ``kz = kx·tan t``, so the positive side ymaxtilt bounds the half ``kx·kz > 0``, which
+is PyTom's Angle1: ``Angle1 = 90 − ymaxtilt`` and ``Angle2 = 90 + ymintilt`` (= 90 − |ymintilt|;
+−60..+60 gives 30, 30). Cutoff radius and smoothing are not stored (read as 0). Other
+ftypes, rotated and double-tilt wedges are refused with a clear error.
+Classes are numbers: a particle without class is written as class 0 (and read back as "0").
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tomoclass.errors import TomoclassError
+from tomoclass.geometry import Rotation, Shift
+from tomoclass.io.files import PathLike, atomic_output
+from tomoclass.particles import Particle, ParticleList, PickPosition
+from tomoclass.wedge import SingleTiltWedge, Wedge
+
+TAG, DX, TDROT, CC, FTYPE, YMIN, YMAX, TOMO, CLASS, X = 0, 3, 6, 9, 12, 13, 14, 19, 21, 23
+"""0-based column indices (Dynamo's column number minus one)."""
+COLUMNS = 35
+MIN_COLUMNS = 26
+_NAME = re.compile(r"particle_(\d+)\.(em|mrc)$")
+
+
+def _wrap(angle: float) -> float:
+    """``angle`` in degrees wrapped to [−180, 180)."""
+    return (angle + 180.0) % 360.0 - 180.0
+
+
+def dynamo_rotation(tdrot: float, tilt: float, narot: float) -> Rotation:
+    """The PyTom rotation of Dynamo's Euler angles (degrees): ``R = dynamo_euler2matrixᵀ``."""
+    return Rotation(z1=_wrap(180.0 - narot), z2=_wrap(180.0 - tdrot), x=tilt)
+
+
+def dynamo_angles(rotation: Rotation) -> tuple[float, float, float]:
+    """Dynamo's ``(tdrot, tilt, narot)`` of a PyTom rotation (inverse of ``dynamo_rotation``)."""
+    return _wrap(180.0 - rotation.z2), rotation.x, _wrap(180.0 - rotation.z1)
+
+
+def particle_filename(tag: int) -> str:
+    """Dynamo's name for the particle with this tag: ``particle_000012.em``."""
+    return f"particle_{tag:06d}.em"
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def read_tbl(path: PathLike) -> ParticleList:
+    """Read a Dynamo table; particles are ``particle_<tag>.em`` in the table's folder."""
+    name = os.fspath(path)
+    table = _load(name)
+    particles = []
+    for i, row in enumerate(table):
+        try:
+            particles.append(_particle(row))
+        except (ValueError, TomoclassError) as err:
+            raise TomoclassError(f"{name}: particle {i} (line {i + 1}): {err}") from None
+    return ParticleList(particles, Path(name).absolute().parent)
+
+
+def _load(name: str) -> np.ndarray:
+    """The table as an ``(N, ≥26)`` float64 array, or a TomoclassError naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an empty table is a valid table
+            table = np.loadtxt(name, ndmin=2, comments=("#", "%"))
+    except FileNotFoundError:
+        raise TomoclassError(f"{name}: no such file") from None
+    except OSError as err:
+        raise TomoclassError(f"{name}: cannot read ({err.strerror or err})") from None
+    except ValueError as err:
+        raise TomoclassError(f"{name}: malformed Dynamo table ({err})") from None
+    if table.size == 0:
+        return np.zeros((0, COLUMNS))
+    if table.shape[1] < MIN_COLUMNS:
+        raise TomoclassError(
+            f"{name}: {table.shape[1]} columns; a Dynamo table has at least {MIN_COLUMNS}"
+        )
+    bad = np.argwhere(~np.isfinite(table))
+    if bad.size:
+        row, column = bad[0]
+        raise TomoclassError(f"{name}: line {row + 1}, column {column + 1} is not finite")
+    return table
+
+
+def _integer(value: float, what: str) -> int:
+    if not float(value).is_integer():
+        raise ValueError(f"{what} {value} is not an integer")
+    return int(value)
+
+
+def _particle(row: np.ndarray) -> Particle:
+    tag = _integer(row[TAG], "tag")
+    return Particle(
+        filename=particle_filename(tag),
+        rotation=dynamo_rotation(*row[TDROT : TDROT + 3].tolist()),
+        shift=Shift(*row[DX : DX + 3].tolist()),
+        pick_position=PickPosition(
+            *row[X : X + 3].tolist(), origin=str(_integer(row[TOMO], "tomo"))
+        ),
+        wedge=_wedge(row),
+        score=float(row[CC]),
+        class_name=str(_integer(row[CLASS], "class")),
+        _source=row.copy(),
+    )
+
+
+def _wedge(row: np.ndarray) -> Wedge | None:
+    ftype = _integer(row[FTYPE], "ftype")
+    if ftype == 0:
+        return None
+    if ftype == 1:
+        return SingleTiltWedge(angle1=90.0 - float(row[YMAX]), angle2=90.0 + float(row[YMIN]))
+    raise ValueError(
+        f"Dynamo wedge type ftype {ftype} is not supported (tomoclass reads 0: none, "
+        "1: single tilt about y)"
+    )
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def write_tbl(plist: ParticleList, path: PathLike) -> None:
+    """Write ``plist`` as a Dynamo table atomically (columns and conventions: module docstring)."""
+    name = os.fspath(path)
+    rows = _rows(name, plist)
+    text = "".join(" ".join(_format(v) for v in row) + "\n" for row in rows)
+    with atomic_output(name) as tmp, open(tmp, "w", encoding="ascii") as f:
+        f.write(text)
+
+
+def _rows(name: str, plist: ParticleList) -> np.ndarray:
+    sources = [p._source for p in plist if isinstance(p._source, np.ndarray)]
+    width = max([COLUMNS, *(len(s) for s in sources)])
+    tags = _tags(plist)
+    tomos = _tomo_numbers(plist)
+    rows = np.zeros((len(plist), width))
+    for i, p in enumerate(plist):
+        try:
+            rows[i] = _row(p, width, tags[i], tomos)
+        except TomoclassError as err:
+            raise TomoclassError(f"{name}: particle {i}: {err}") from None
+    return rows
+
+
+def _tags(plist: ParticleList) -> list[int]:
+    """Tags from ``particle_<tag>`` filenames if all have one, unique and >= 1; else 1..N."""
+    matches = [_NAME.search(p.filename.replace("\\", "/")) for p in plist]
+    tags = [int(m.group(1)) for m in matches if m is not None]
+    if len(tags) == len(plist) and len(set(tags)) == len(tags) and min(tags, default=1) >= 1:
+        return tags
+    return list(range(1, len(plist) + 1))
+
+
+def _tomo_numbers(plist: ParticleList) -> dict[str, int]:
+    """Tomogram number of each pick-position origin: its value if numeric, else 1, 2, …."""
+    origins = ["" if p.pick_position is None else p.pick_position.origin for p in plist]
+    numbers = {o: int(o) for o in origins if o.strip().isdigit()}
+    numbers[""] = 0
+    free = (n for n in itertools.count(1) if n not in numbers.values())
+    for origin in origins:
+        if origin not in numbers:
+            numbers[origin] = next(free)
+    return numbers
+
+
+def _row(p: Particle, width: int, tag: int, tomos: dict[str, int]) -> np.ndarray:
+    """One table row: the source row updated where the particle changed, or a new row."""
+    source = p._source if isinstance(p._source, np.ndarray) else None
+    before = _particle(source) if source is not None else None
+    row = np.zeros(width)
+    if source is None:
+        row[1] = row[2] = 1.0  # aligned, averaged
+    else:
+        row[: len(source)] = source
+    row[TAG] = tag
+    if before is None or before.rotation != p.rotation:
+        row[TDROT : TDROT + 3] = dynamo_angles(p.rotation)
+    if before is None or before.shift != p.shift:
+        row[DX : DX + 3] = (p.shift.x, p.shift.y, p.shift.z)
+    if before is None or before.pick_position != p.pick_position:
+        pick = p.pick_position or PickPosition(0.0, 0.0, 0.0)
+        row[X : X + 3] = (pick.x, pick.y, pick.z)
+        row[TOMO] = tomos[pick.origin]
+    if before is None or before.wedge != p.wedge:
+        row[FTYPE : YMAX + 1] = _wedge_columns(p.wedge)
+    if before is None or before.score != p.score:
+        row[CC] = 0.0 if p.score is None else p.score
+    if before is None or before.class_name != p.class_name:
+        row[CLASS] = _class_number(p.class_name)
+    return row
+
+
+def _wedge_columns(wedge: Wedge | None) -> tuple[float, float, float]:
+    """``(ftype, ymintilt, ymaxtilt)`` of a wedge."""
+    if wedge is None:
+        return 0.0, 0.0, 0.0
+    if not isinstance(wedge, SingleTiltWedge) or wedge.tilt_axis_rotation != Rotation():
+        raise TomoclassError(
+            "a Dynamo table holds only single-tilt wedges about y (ftype 1); "
+            "double-tilt wedges and rotated tilt axes cannot be written to it"
+        )
+    return 1.0, wedge.angle2 - 90.0, 90.0 - wedge.angle1
+
+
+def _class_number(label: str | None) -> int:
+    if label is None:
+        return 0
+    try:
+        value = float(label)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise TomoclassError(f"class {label!r} is not an integer (Dynamo column 22)")
+    return int(value)
+
+
+def _format(value: float) -> str:
+    """Integers without a decimal point, other numbers in the shortest exact form."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))

@@ -1,0 +1,404 @@
+"""PyTom particle-list XML, read and written without loss.
+
+The layout is PyTom's (``pytom/basic/structures.py``)::
+
+    <ParticleList>
+      <Particle Filename="./particle_0.em">
+        <Rotation Z1="..." Z2="..." X="..." Paradigm="ZXZ"/>   degrees, PyTom ZXZ
+        <Shift X="..." Y="..." Z="..."/>                       voxels
+        <PickPosition X="..." Y="..." Z="..." Origin="tomo.mrc" Binning="1" RefMarkIndex="1"/>
+        <Wedge Type="SingleTiltWedge"><SingleTiltWedge Angle1 Angle2 CutoffRadius Smooth>
+          <TiltAxisRotation Z1 Z2 X/></SingleTiltWedge></Wedge>
+        <InfoGUI ProjectDir=""/>
+        <Score Type="FLCFScore" Value="..." RemoveAutocorr="False"><PeakPrior .../></Score>
+        <Class Name="0"/>
+      </Particle>
+    </ParticleList>
+
+Wedges are also read as a bare ``<SingleTiltWedge>``, the old ``<WedgeInfo Angle1 Angle2>`` or
+``<WedgeInfo Angle>`` (one symmetric angle), and ``DoubleTiltWedge`` holding two
+``SingleTiltWedge`` (missing ``TiltAxisRotation`` = identity, missing ``Smooth`` = 0, missing
+``CutoffRadius`` = 0). A missing Rotation or Shift is identity / zero, as in PyTom.
+
+No loss: each particle keeps its original element. Writing copies it and changes only what
+changed: attributes whose parsed value is unchanged keep their text, unknown elements and
+attributes stay. Particles that came from elsewhere (STAR, tbl, memory) are written in
+PyTom's layout above. Files are parsed with ``defusedxml`` (no entity expansion) and written
+atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from tomoclass.errors import TomoclassError
+from tomoclass.geometry import Rotation, Shift
+from tomoclass.io.files import PathLike, atomic_output
+from tomoclass.particles import Particle, ParticleList, PickPosition
+from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, Wedge
+
+_WEDGE_TAGS = ("Wedge", "SingleTiltWedge", "WedgeInfo", "DoubleTiltWedge", "GeneralWedge")
+"""Where PyTom looks for a particle's wedge, in its order."""
+
+
+class _Invalid(ValueError):
+    """A malformed particle element; the reader adds the file and particle index."""
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def read_pytom_xml(path: PathLike) -> ParticleList:
+    """Read a PyTom particle-list XML file; relative filenames are relative to its folder."""
+    root = _parse_file(path)
+    particles = []
+    for index, element in enumerate(root.findall("Particle")):
+        try:
+            particles.append(_particle(element))
+        except (_Invalid, TomoclassError) as err:
+            raise TomoclassError(f"{os.fspath(path)}: particle {index}: {err}") from None
+    return ParticleList(particles, Path(path).absolute().parent, _template(root))
+
+
+def _parse_file(path: PathLike) -> ET.Element:
+    """The root ``<ParticleList>`` of ``path`` (comments kept), or a TomoclassError."""
+    name = os.fspath(path)
+    parser = SafeET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
+    try:
+        root = SafeET.parse(name, parser=parser).getroot()
+    except FileNotFoundError:
+        raise TomoclassError(f"{name}: no such file") from None
+    except OSError as err:
+        raise TomoclassError(f"{name}: cannot read ({err.strerror or err})") from None
+    except ET.ParseError as err:
+        raise TomoclassError(f"{name}: malformed XML ({err})") from None
+    except DefusedXmlException as err:
+        raise TomoclassError(f"{name}: refused unsafe XML ({err})") from None
+    if root.tag != "ParticleList":
+        raise TomoclassError(f"{name}: root element is <{root.tag}>, expected <ParticleList>")
+    return root
+
+
+def _template(root: ET.Element) -> tuple[ET.Element, int]:
+    """The root without its particles, and where the first particle stood."""
+    children = list(root)
+    firsts = [i for i, child in enumerate(children) if child.tag == "Particle"]
+    template = ET.Element(root.tag, dict(root.attrib))
+    template.text = root.text
+    template.extend(child for child in children if child.tag != "Particle")
+    return template, firsts[0] if firsts else len(children)
+
+
+def _particle(element: ET.Element) -> Particle:
+    """The particle an element describes (its unknown content stays in ``_source``)."""
+    filename = element.get("Filename")
+    if filename is None:
+        raise _Invalid("<Particle> has no Filename attribute")
+    return Particle(
+        filename=filename,
+        rotation=_rotation(element.find("Rotation")),
+        shift=_shift(element.find("Shift")),
+        pick_position=_pick_position(element.find("PickPosition")),
+        wedge=_wedge(_find_wedge(element)),
+        score=_score(element.find("Score")),
+        class_name=_class_name(element.find("Class")),
+        _source=element,
+    )
+
+
+def _number(element: ET.Element, name: str, default: float | None = None) -> float:
+    """Attribute ``name`` as a finite float; ``default`` if absent (None: required)."""
+    text = element.get(name)
+    if text is None:
+        if default is None:
+            raise _Invalid(f"<{element.tag}> has no {name} attribute")
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise _Invalid(f'<{element.tag} {name}="{text}">: not a number') from None
+    if not math.isfinite(value):
+        raise _Invalid(f'<{element.tag} {name}="{text}">: not a finite number')
+    return value
+
+
+def _rotation(element: ET.Element | None) -> Rotation:
+    if element is None:
+        return Rotation()
+    paradigm = element.get("Paradigm", "ZXZ")
+    if paradigm != "ZXZ":
+        raise _Invalid(f'<Rotation Paradigm="{paradigm}">: only ZXZ is supported')
+    return Rotation(_number(element, "Z1"), _number(element, "Z2"), _number(element, "X"))
+
+
+def _shift(element: ET.Element | None) -> Shift:
+    if element is None:
+        return Shift()
+    return Shift(_number(element, "X"), _number(element, "Y"), _number(element, "Z"))
+
+
+def _pick_position(element: ET.Element | None) -> PickPosition | None:
+    if element is None:
+        return None
+    xyz = (_number(element, axis) for axis in "XYZ")
+    return PickPosition(*xyz, origin=element.get("Origin", ""))
+
+
+def _score(element: ET.Element | None) -> float | None:
+    if element is None or element.get("Value") is None:
+        return None
+    return _number(element, "Value")
+
+
+def _class_name(element: ET.Element | None) -> str | None:
+    return None if element is None else element.get("Name")
+
+
+def _find_wedge(particle: ET.Element) -> ET.Element | None:
+    """The particle's wedge element, looked up as PyTom does."""
+    for tag in _WEDGE_TAGS:
+        found = particle.find(tag)
+        if found is not None:
+            return found
+    return None
+
+
+def _elements(parent: ET.Element) -> list[ET.Element]:
+    """Child elements, without comments and processing instructions."""
+    return [child for child in parent if isinstance(child.tag, str)]
+
+
+def _wedge(element: ET.Element | None) -> Wedge | None:
+    """Any of PyTom's wedge spellings; an unknown type is an error naming it."""
+    if element is None:
+        return None
+    kind, body = element.tag, element
+    if element.tag == "Wedge":
+        inner = _elements(element)
+        if not inner:
+            raise _Invalid("<Wedge> holds no wedge element")
+        body = inner[0]
+        kind = element.get("Type", body.tag)
+    if kind in ("SingleTiltWedge", "WedgeInfo"):
+        return _single_tilt_wedge(body)
+    if kind == "DoubleTiltWedge":
+        return _double_tilt_wedge(body)
+    raise _Invalid(
+        f"unknown wedge type {kind!r} (tomoclass reads SingleTiltWedge, WedgeInfo, DoubleTiltWedge)"
+    )
+
+
+def _single_tilt_wedge(element: ET.Element) -> SingleTiltWedge:
+    if element.get("Angle1") is None and element.get("Angle") is not None:
+        angle1 = angle2 = _number(element, "Angle")
+    else:
+        angle1, angle2 = _number(element, "Angle1"), _number(element, "Angle2")
+    axis = element.find("TiltAxisRotation")
+    tilt_axis = Rotation()
+    if axis is not None:
+        tilt_axis = Rotation(*(_number(axis, name, 0.0) for name in ("Z1", "Z2", "X")))
+    return SingleTiltWedge(
+        angle1=angle1,
+        angle2=angle2,
+        cutoff_radius=_number(element, "CutoffRadius", 0.0),
+        smooth=_number(element, "Smooth", 0.0),
+        tilt_axis_rotation=tilt_axis,
+    )
+
+
+def _double_tilt_wedge(element: ET.Element) -> DoubleTiltWedge:
+    singles = element.findall("SingleTiltWedge")
+    nested = element.find("DoubleTiltWedge")
+    if len(singles) != 2 and nested is not None:
+        singles = nested.findall("SingleTiltWedge")
+    if len(singles) != 2:
+        raise _Invalid(f"DoubleTiltWedge needs two <SingleTiltWedge>, found {len(singles)}")
+    return DoubleTiltWedge(_single_tilt_wedge(singles[0]), _single_tilt_wedge(singles[1]))
+
+
+# ---------------------------------------------------------------------------------- writing
+
+
+def write_pytom_xml(plist: ParticleList, path: PathLike) -> None:
+    """Write ``plist`` as PyTom XML at ``path`` atomically (never a half-written file).
+
+    Relative filenames are rewritten relative to the new file's folder when it differs.
+    """
+    plist = plist.rebased(Path(path).absolute().parent)
+    text = to_xml_string(plist)
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def to_xml_string(plist: ParticleList) -> str:
+    """The XML text of a particle list (indented two spaces, as PyTom writes it)."""
+    root = _root(plist)
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _root(plist: ParticleList) -> ET.Element:
+    source = plist._source
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], ET.Element):
+        root, at = copy.deepcopy(source[0]), source[1]
+    else:
+        root, at = ET.Element("ParticleList"), 0
+    for offset, particle in enumerate(plist):
+        root.insert(at + offset, particle_element(particle))
+    return root
+
+
+def particle_element(p: Particle) -> ET.Element:
+    """``p`` as a ``<Particle>`` element: its original one updated, or a new one."""
+    if isinstance(p._source, ET.Element):
+        element = copy.deepcopy(p._source)
+        before: Particle | None = _particle(p._source)
+    else:
+        element, before = ET.Element("Particle", Filename=p.filename), None
+    for name, update in _UPDATES:
+        if before is None and name == "score":
+            _append(element, "InfoGUI", ProjectDir="")
+        value = getattr(p, name)
+        if before is None or getattr(before, name) != value:
+            update(element, value)
+    return element
+
+
+def _set_number(element: ET.Element, name: str, value: float) -> None:
+    """Set a numeric attribute, keeping the old text if it already parses to ``value``."""
+    old = element.get(name)
+    try:
+        if old is not None and float(old) == float(value):
+            return
+    except ValueError:
+        pass
+    element.set(name, repr(float(value)))
+
+
+def _child(element: ET.Element, tag: str, **attrib: str) -> ET.Element:
+    """The first ``tag`` child, appended (with ``attrib``) if there is none."""
+    found = element.find(tag)
+    return found if found is not None else _append(element, tag, **attrib)
+
+
+def _append(element: ET.Element, tag: str, **attrib: str) -> ET.Element:
+    return ET.SubElement(element, tag, attrib)
+
+
+def _remove(element: ET.Element, tag: str) -> None:
+    found = element.find(tag)
+    if found is not None:
+        element.remove(found)
+
+
+def _update_filename(element: ET.Element, filename: str) -> None:
+    element.set("Filename", filename)
+
+
+def _update_rotation(element: ET.Element, rotation: Rotation) -> None:
+    target = _child(element, "Rotation")
+    for name, value in (("Z1", rotation.z1), ("Z2", rotation.z2), ("X", rotation.x)):
+        _set_number(target, name, value)
+    if target.get("Paradigm") is None:
+        target.set("Paradigm", "ZXZ")
+
+
+def _update_shift(element: ET.Element, shift: Shift) -> None:
+    target = _child(element, "Shift")
+    for name, value in (("X", shift.x), ("Y", shift.y), ("Z", shift.z)):
+        _set_number(target, name, value)
+
+
+def _update_pick_position(element: ET.Element, pick: PickPosition | None) -> None:
+    if pick is None:
+        _remove(element, "PickPosition")
+        return
+    target = element.find("PickPosition")
+    if target is None:
+        target = _append(element, "PickPosition")
+        extra = {"Binning": "1", "RefMarkIndex": "1"}
+    else:
+        extra = {}
+    for name, value in (("X", pick.x), ("Y", pick.y), ("Z", pick.z)):
+        _set_number(target, name, value)
+    target.set("Origin", pick.origin)
+    for name, value in extra.items():
+        target.set(name, value)
+
+
+def _update_wedge(element: ET.Element, wedge: Wedge | None) -> None:
+    old = _find_wedge(element)
+    new = None if wedge is None else wedge_element(wedge)
+    if old is None:
+        if new is not None:
+            element.append(new)
+        return
+    index = list(element).index(old)
+    element.remove(old)
+    if new is not None:
+        element.insert(index, new)
+
+
+def _update_score(element: ET.Element, score: float | None) -> None:
+    if score is None:
+        _remove(element, "Score")
+        return
+    target = element.find("Score")
+    if target is None:
+        target = _append(element, "Score", Type="FLCFScore", Value="", RemoveAutocorr="False")
+        _append(target, "PeakPrior", Filename="", Radius="0.0", Smooth="-1.0")
+    _set_number(target, "Value", score)
+
+
+def _update_class(element: ET.Element, name: str | None) -> None:
+    if name is None:
+        _remove(element, "Class")
+    else:
+        _child(element, "Class").set("Name", name)
+
+
+_UPDATES: tuple[tuple[str, Callable[[ET.Element, Any], None]], ...] = (
+    ("filename", _update_filename),
+    ("rotation", _update_rotation),
+    ("shift", _update_shift),
+    ("pick_position", _update_pick_position),
+    ("wedge", _update_wedge),
+    ("score", _update_score),
+    ("class_name", _update_class),
+)
+"""Each modelled field and how to write it, in PyTom's child order."""
+
+
+def wedge_element(wedge: Wedge) -> ET.Element:
+    """``<Wedge Type=...>`` in PyTom's layout for a single- or double-tilt wedge."""
+    if isinstance(wedge, DoubleTiltWedge):
+        outer = ET.Element("Wedge", Type="DoubleTiltWedge")
+        inner = ET.SubElement(outer, "DoubleTiltWedge")
+        inner.extend([_single_element(wedge.first), _single_element(wedge.second)])
+        return outer
+    outer = ET.Element("Wedge", Type="SingleTiltWedge")
+    outer.append(_single_element(wedge))
+    return outer
+
+
+def _single_element(wedge: SingleTiltWedge) -> ET.Element:
+    element = ET.Element(
+        "SingleTiltWedge",
+        Angle1=repr(float(wedge.angle1)),
+        Angle2=repr(float(wedge.angle2)),
+        CutoffRadius=repr(float(wedge.cutoff_radius)),
+        Smooth=repr(float(wedge.smooth)),
+    )
+    axis = wedge.tilt_axis_rotation
+    angles = {"Z1": axis.z1, "Z2": axis.z2, "X": axis.x}
+    ET.SubElement(element, "TiltAxisRotation", {k: repr(float(v)) for k, v in angles.items()})
+    return element

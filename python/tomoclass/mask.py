@@ -1,0 +1,32 @@
+"""Real-space masks: the region of the box that holds the particle.
+
+Masks are float32 ``[z, y, x]`` volumes in 0..1, centred on voxel ``n // 2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tomoclass.errors import TomoclassError
+
+
+def spherical_mask(box: int, radius: float | None = None, smooth: float = 2.0) -> np.ndarray:
+    """A sphere of ``radius`` voxels (default ``box // 2 − smooth − 1``) with a Gaussian edge.
+
+    Inside the radius the mask is 1; beyond it falls off as ``exp(−d² / (2·smooth²))`` with the
+    distance ``d`` past the radius (0 beyond ``3·smooth``), as PyTom's ``sphere`` mask does.
+    """
+    if box < 2:
+        raise TomoclassError(f"mask box size must be >= 2, got {box}")
+    if radius is None:
+        radius = box // 2 - smooth - 1
+    if not 0 < radius <= box / 2 or smooth < 0:
+        raise TomoclassError(f"mask radius {radius} / smooth {smooth} do not fit a box of {box}")
+    grid = np.arange(box, dtype=np.float32) - box // 2
+    r = np.sqrt(grid[:, None, None] ** 2 + grid[None, :, None] ** 2 + grid[None, None, :] ** 2)
+    past = np.maximum(r - radius, 0.0)
+    if smooth == 0:
+        return (past == 0).astype(np.float32)
+    mask = np.exp(-(past**2) / (2 * smooth**2))
+    mask[past > 3 * smooth] = 0.0
+    return mask.astype(np.float32)
