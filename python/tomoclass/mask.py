@@ -5,9 +5,13 @@ Masks are float32 ``[z, y, x]`` volumes in 0..1, centred on voxel ``n // 2``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from tomoclass.errors import TomoclassError
+from tomoclass.fourier import bin_volume
+from tomoclass.io import check_finite, read_volume
 
 
 def spherical_mask(box: int, radius: float | None = None, smooth: float = 2.0) -> np.ndarray:
@@ -30,3 +34,25 @@ def spherical_mask(box: int, radius: float | None = None, smooth: float = 2.0) -
     mask = np.exp(-(past**2) / (2 * smooth**2))
     mask[past > 3 * smooth] = 0.0
     return mask.astype(np.float32)
+
+
+def load_mask(mask: str | os.PathLike | np.ndarray, box: int, binning: int = 1) -> np.ndarray:
+    """The real-space mask for particles of ``box³`` binned by ``binning``.
+
+    ``mask`` is a volume file or an array, of the particle box (it is then binned like the
+    particles, as PyTom reads it) or already of the binned box.
+    """
+    name = os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
+    volume = read_volume(mask) if isinstance(mask, (str, os.PathLike)) else np.asarray(mask)
+    binned = box // binning
+    if volume.shape == (box,) * 3:
+        volume = bin_volume(volume, binning)
+    elif volume.shape != (binned,) * 3:
+        raise TomoclassError(
+            f"{name}: mask of shape {volume.shape} fits neither the particles ({box}³) "
+            f"nor the binned particles ({binned}³)"
+        )
+    check_finite(volume, name)
+    if not np.any(volume > 0):
+        raise TomoclassError(f"{name}: mask is empty (no positive voxel)")
+    return np.ascontiguousarray(volume, dtype=np.float32)

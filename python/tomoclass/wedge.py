@@ -74,10 +74,20 @@ NO_WEDGE = SingleTiltWedge(0.0, 0.0)
 """Full sampling (Angle 0: no missing region), as PyTom reads a wedge of angle 0."""
 
 
-def _component_tuples(wedge: Wedge) -> list[tuple[float, float, float, float, list]]:
+def core_components(
+    wedge: Wedge | None, binning: int = 1
+) -> list[tuple[float, float, float, float, list]]:
+    """The wedge as the Rust core takes it: ``(angle1, angle2, cutoff, smooth, tilt matrix)``
+    per single-tilt component, radii divided by ``binning``. No wedge means full sampling."""
     return [
-        (c.angle1, c.angle2, c.cutoff_radius, c.smooth, c.tilt_axis_rotation.matrix().tolist())
-        for c in wedge.components
+        (
+            c.angle1,
+            c.angle2,
+            c.cutoff_radius / binning,
+            c.smooth / binning,
+            c.tilt_axis_rotation.matrix().tolist(),
+        )
+        for c in (wedge or NO_WEDGE).components
     ]
 
 
@@ -95,6 +105,6 @@ def weights_stack(wedges: Sequence[Wedge], box: int, rotations: np.ndarray) -> n
     """Weights of many particles, ``(N, box, box, box // 2 + 1)``; threaded in the Rust core."""
     mats = np.ascontiguousarray(np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3))
     try:
-        return _core.wedge_stack(int(box), [_component_tuples(w) for w in wedges], mats)
+        return _core.wedge_stack(int(box), [core_components(w) for w in wedges], mats)
     except ValueError as exc:
         raise TomoclassError(str(exc)) from None

@@ -1,14 +1,17 @@
 //! Thin PyO3 bindings of `tomoclass-core`: type conversion and GIL release only.
 //! Core errors become `ValueError`; the Python layer adds file or parameter names.
 
-use ndarray::ArrayViewMut4;
+use ndarray::{Array2, ArrayViewMut4};
 use numpy::{
-    Complex32, Element, IntoPyArray, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray2,
-    PyReadonlyArray3, PyReadonlyArray4,
+    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods,
+    PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use tomoclass_core::ccc::{self, Tile};
 use tomoclass_core::error::{Error, Result as CoreResult};
+use tomoclass_core::features::{Band, Geometry, Preprocess};
 use tomoclass_core::fft::Fft3;
 use tomoclass_core::fourier::{self, Binning};
 use tomoclass_core::interp::{self, Affine, Interpolation};
@@ -186,6 +189,184 @@ fn wedge_stack<'py>(
     })
 }
 
+/// Two float32 matrices returned together.
+type MatrixPair<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+
+/// Particle geometries from rotation matrices `(N, 3, 3)`, shifts `(N, 3)` and wedges.
+fn geometries(
+    rotations: &PyReadonlyArray3<f64>,
+    shifts: &PyReadonlyArray2<f64>,
+    wedges: &[Vec<WedgeTuple>],
+) -> PyResult<Vec<Geometry>> {
+    let rots = mat3_list(rotations)?;
+    let shifts = shifts.as_array();
+    if shifts.shape() != [rots.len(), 3] || wedges.len() != rots.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} rotations, shifts of shape {:?} and {} wedges do not match",
+            rots.len(),
+            shifts.shape(),
+            wedges.len()
+        )));
+    }
+    Ok(rots
+        .into_iter()
+        .zip(shifts.outer_iter())
+        .zip(wedges)
+        .map(|((rotation, s), w)| Geometry {
+            rotation,
+            shift: [s[0], s[1], s[2]],
+            wedge: tilt_wedges(w),
+        })
+        .collect())
+}
+
+fn preprocess(
+    box_in: usize,
+    binning: usize,
+    mask: &PyReadonlyArray3<f32>,
+    order: u8,
+) -> PyResult<Preprocess> {
+    Preprocess::new(
+        box_in,
+        binning,
+        mask.as_array().to_owned(),
+        interpolation(order)?,
+    )
+    .map_err(err)
+}
+
+/// Flat half-grid indices and Hermitian weights of the band `lowest ≤ |k| ≤ highest`
+/// (DC excluded) of an `m³` box.
+#[pyfunction]
+fn band_voxels(
+    py: Python<'_>,
+    m: usize,
+    lowest: f64,
+    highest: f64,
+) -> (Bound<'_, PyArray1<usize>>, Bound<'_, PyArray1<f32>>) {
+    let band = Band::new(m, lowest, highest);
+    (band.flat.into_pyarray(py), band.herm.into_pyarray(py))
+}
+
+/// Spectral features of a stack `(N, n, n, n)`: `(F, W)` with `F = W_i·rFFT(mask·align(bin(v)))`
+/// on the band as `[Re | Im]` rows `(N, 2M)` and the wedges `W` `(N, M)`. Threaded.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn spectral_features<'py>(
+    py: Python<'py>,
+    stack: PyReadonlyArray4<'py, f32>,
+    rotations: PyReadonlyArray3<'py, f64>,
+    shifts: PyReadonlyArray2<'py, f64>,
+    wedges: Vec<Vec<WedgeTuple>>,
+    mask: PyReadonlyArray3<'py, f32>,
+    binning: usize,
+    band: (f64, f64),
+    order: u8,
+) -> PyResult<MatrixPair<'py>> {
+    let s = stack.as_array();
+    let geo = geometries(&rotations, &shifts, &wedges)?;
+    let pre = preprocess(s.shape()[1], binning, &mask, order)?;
+    let band = Band::new(pre.binned_size(), band.0, band.1);
+    let (f, w) = py
+        .detach(|| {
+            let mut f = Array2::zeros((geo.len(), 2 * band.len()));
+            let mut w = Array2::zeros((geo.len(), band.len()));
+            pre.band_features(s, &geo, &band, f.view_mut(), w.view_mut())
+                .map(|_| (f, w))
+        })
+        .map_err(err)?;
+    Ok((f.into_pyarray(py), w.into_pyarray(py)))
+}
+
+/// Half-grid spectra `rFFT(mask·align(bin(v)))` of a stack, `(N, m, m, m // 2 + 1)`. Threaded.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn masked_spectra<'py>(
+    py: Python<'py>,
+    stack: PyReadonlyArray4<'py, f32>,
+    rotations: PyReadonlyArray3<'py, f64>,
+    shifts: PyReadonlyArray2<'py, f64>,
+    wedges: Vec<Vec<WedgeTuple>>,
+    mask: PyReadonlyArray3<'py, f32>,
+    binning: usize,
+    order: u8,
+) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
+    let s = stack.as_array();
+    let geo = geometries(&rotations, &shifts, &wedges)?;
+    let pre = preprocess(s.shape()[1], binning, &mask, order)?;
+    let m = pre.binned_size();
+    fill_new_stack(py, [geo.len(), m, m, m / 2 + 1], |o| {
+        pre.spectra(s, &geo, o)
+    })
+}
+
+/// CCC factors `(X, P)` of features `F` `(N, 2M)`, wedges `W` `(N, M)`, weights `h` `(M)`.
+#[pyfunction]
+fn ccc_factors<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f32>,
+    w: PyReadonlyArray2<'py, f32>,
+    herm: PyReadonlyArray1<'py, f32>,
+) -> PyResult<MatrixPair<'py>> {
+    let (f, w, h) = (f.as_array(), w.as_array(), herm.as_array());
+    let h = h.to_vec();
+    let (x, p) = py.detach(|| ccc::factors(f, w, &h)).map_err(err)?;
+    Ok((x.into_pyarray(py), p.into_pyarray(py)))
+}
+
+/// CCC blocks of `tiles` `[(row0, row1, col0, col1), …]` from factors `X`, `P`, `W`; threaded
+/// over tiles.
+#[pyfunction]
+fn ccc_tiles<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    p: PyReadonlyArray2<'py, f32>,
+    w: PyReadonlyArray2<'py, f32>,
+    tiles: Vec<(usize, usize, usize, usize)>,
+) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
+    let (x, p, w) = (x.as_array(), p.as_array(), w.as_array());
+    let tiles: Vec<Tile> = tiles
+        .into_iter()
+        .map(|(r0, r1, c0, c1)| Tile {
+            rows: (r0, r1),
+            cols: (c0, c1),
+        })
+        .collect();
+    let blocks = py.detach(|| ccc::ccc_tiles(x, p, w, &tiles)).map_err(err)?;
+    Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
+}
+
+/// PyTom's real-space CCC of `pairs` from masked spectra, wedges (both `(N, m, m, m//2+1)`),
+/// the band (0/1, half grid) and the mask `(m, m, m)`; threaded over pairs.
+#[pyfunction]
+fn real_ccc_pairs<'py>(
+    py: Python<'py>,
+    spectra: PyReadonlyArray4<'py, Complex32>,
+    wedges: PyReadonlyArray4<'py, f32>,
+    band: PyReadonlyArray3<'py, f32>,
+    mask: PyReadonlyArray3<'py, f32>,
+    pairs: Vec<(usize, usize)>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let (s, w, b, m) = (
+        spectra.as_array(),
+        wedges.as_array(),
+        band.as_array(),
+        mask.as_array(),
+    );
+    let out = py
+        .detach(|| ccc::real_ccc_pairs(s, w, b, m, &pairs))
+        .map_err(err)?;
+    Ok(out.into_pyarray(py))
+}
+
+/// A float32 matrix as comma-separated text (bytes), one line per row; threaded.
+#[pyfunction]
+fn format_csv<'py>(py: Python<'py>, rows: PyReadonlyArray2<'py, f32>) -> Bound<'py, PyBytes> {
+    let r = rows.as_array();
+    let text = py.detach(|| tomoclass_core::csv::format_rows(r));
+    PyBytes::new(py, &text)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(thread_count, m)?)?;
@@ -196,5 +377,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(band_mask, m)?)?;
     m.add_function(wrap_pyfunction!(bin_stack, m)?)?;
     m.add_function(wrap_pyfunction!(wedge_stack, m)?)?;
+    m.add_function(wrap_pyfunction!(band_voxels, m)?)?;
+    m.add_function(wrap_pyfunction!(spectral_features, m)?)?;
+    m.add_function(wrap_pyfunction!(masked_spectra, m)?)?;
+    m.add_function(wrap_pyfunction!(ccc_factors, m)?)?;
+    m.add_function(wrap_pyfunction!(ccc_tiles, m)?)?;
+    m.add_function(wrap_pyfunction!(real_ccc_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(format_csv, m)?)?;
     Ok(())
 }

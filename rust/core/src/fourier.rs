@@ -46,8 +46,8 @@ pub fn band_mask(shape: [usize; 3], lowest: f64, highest: f64) -> Array3<f32> {
     mask
 }
 
-/// Per-thread working memory of a [`Binning`].
-struct BinWork {
+/// Per-thread working memory of a [`Binning`] (from [`Binning::workspace`]).
+pub struct BinWork {
     big: Scratch,
     small: Scratch,
     big_spec: Array3<Complex32>,
@@ -82,7 +82,8 @@ impl Binning {
         self.small.shape()[0]
     }
 
-    fn bin_into(
+    /// Bin `volume` (`n³`) into `out` (`(n / factor)³`) using the thread's workspace `w`.
+    pub fn bin_into(
         &self,
         volume: ArrayView3<f32>,
         out: ArrayViewMut3<f32>,
@@ -116,7 +117,8 @@ impl Binning {
             .inverse(w.small_spec.view_mut(), out, &mut w.small)
     }
 
-    fn workspace(&self) -> BinWork {
+    /// Working memory for one thread.
+    pub fn workspace(&self) -> BinWork {
         BinWork {
             big: self.big.scratch(),
             small: self.small.scratch(),

@@ -4,7 +4,10 @@
 //! the rotation centre is voxel `n / 2` on each axis; Fourier data live on the rFFT
 //! half grid `(n, n, n / 2 + 1)`. No Python here: `cargo test` runs without it.
 
+pub mod ccc;
+pub mod csv;
 pub mod error;
+pub mod features;
 pub mod fft;
 pub mod fourier;
 pub mod interp;

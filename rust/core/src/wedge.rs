@@ -99,10 +99,31 @@ impl Frame {
     }
 }
 
-fn fill(frames: &[Frame], n: usize, mut out: ArrayViewMut3<f32>) {
-    for_each_frequency([n; 3], |[kz, ky, kx], idx| {
-        out[idx] = frames.iter().map(|f| f.weight([kx, ky, kz])).product();
-    });
+/// The wedge of one particle seen from its aligned frame: `W(R·k)`, ready to evaluate.
+pub struct ParticleWedge {
+    frames: Vec<Frame>,
+}
+
+impl ParticleWedge {
+    /// The product of the single-tilt `wedge` components, for a box of size `n`, seen
+    /// through the particle rotation `rotation`.
+    pub fn new(n: usize, wedge: &[TiltWedge], rotation: &Mat3) -> Result<Self> {
+        check(n, wedge)?;
+        let frames = wedge.iter().map(|w| Frame::new(w, rotation, n)).collect();
+        Ok(Self { frames })
+    }
+
+    /// Weight of the aligned-frame frequency `k = (kx, ky, kz)`, Fourier voxels.
+    #[inline]
+    pub fn weight(&self, k: [f64; 3]) -> f32 {
+        self.frames.iter().map(|f| f.weight(k)).product()
+    }
+
+    fn fill(&self, n: usize, mut out: ArrayViewMut3<f32>) {
+        for_each_frequency([n; 3], |[kz, ky, kx], idx| {
+            out[idx] = self.weight([kx, ky, kz])
+        });
+    }
 }
 
 fn check(n: usize, wedge: &[TiltWedge]) -> Result<()> {
@@ -113,10 +134,9 @@ fn check(n: usize, wedge: &[TiltWedge]) -> Result<()> {
 /// Weights `W(R·k)` of a wedge (the product of `wedge`'s components) for a box of size `n`,
 /// on the half grid `(n, n, n / 2 + 1)`, `[kz, ky, kx]`.
 pub fn wedge_weights(n: usize, wedge: &[TiltWedge], rotation: &Mat3) -> Result<Array3<f32>> {
-    check(n, wedge)?;
-    let frames: Vec<Frame> = wedge.iter().map(|w| Frame::new(w, rotation, n)).collect();
+    let pw = ParticleWedge::new(n, wedge, rotation)?;
     let mut out = Array3::zeros((n, n, n / 2 + 1));
-    fill(&frames, n, out.view_mut());
+    pw.fill(n, out.view_mut());
     Ok(out)
 }
 
@@ -139,15 +159,15 @@ pub fn wedge_stack(
             )
         },
     )?;
-    wedges.iter().try_for_each(|w| check(n, w))?;
+    let particle_wedges = wedges
+        .iter()
+        .zip(rotations)
+        .map(|(w, r)| ParticleWedge::new(n, w, r))
+        .collect::<Result<Vec<_>>>()?;
     Zip::from(out.axis_iter_mut(Axis(0)))
-        .and(wedges)
-        .and(rotations)
+        .and(&particle_wedges)
         .into_par_iter()
-        .for_each(|(o, w, r)| {
-            let frames: Vec<Frame> = w.iter().map(|c| Frame::new(c, r, n)).collect();
-            fill(&frames, n, o);
-        });
+        .for_each(|(o, pw)| pw.fill(n, o));
     Ok(())
 }
 

@@ -1,0 +1,229 @@
+"""The constrained-correlation (CCC) matrix of aligned particles, tile by tile.
+
+``mode="fourier"`` (default) evaluates SPEC §3's constrained correlation from the spectral
+features as blocked matrix products in the Rust core. ``mode="real"`` is PyTom's own
+definition, for validation: per pair, particle i filtered by W_j and the band, j by W_i and
+the band, inverse FFTs, normalised cross-correlation under the mask.
+
+The matrix is split into square tiles of the upper triangle. Under MPI each rank computes
+the features of its share of the particles (all ranks then hold all features) and the
+tiles ``rank, rank + R, …``; rank 0 assembles the matrix. Finished tiles can be kept in a
+checkpoint folder, so that an interrupted run resumes where it stopped. The diagonal is 1
+by definition.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tomoclass import _core
+from tomoclass.errors import TomoclassError
+from tomoclass.features import (
+    Particles,
+    box_size,
+    make_band,
+    masked_spectra,
+    spectral_features,
+)
+from tomoclass.fourier import band_mask
+from tomoclass.io.files import atomic_output
+from tomoclass.mask import load_mask
+from tomoclass.parallel import Serial, allgather_rows, share
+
+MODES = ("fourier", "real")
+TILE = 512
+"""Tile edge (particles): big enough for efficient matrix products, small enough to balance."""
+
+Tile = tuple[int, int, int, int]
+
+
+def tile_grid(n: int, tile: int = TILE) -> list[Tile]:
+    """The tiles ``(row0, row1, col0, col1)`` covering the upper triangle of an n×n matrix."""
+    edges = [*range(0, n, tile), n]
+    spans = list(itertools.pairwise(edges))
+    return [(r0, r1, c0, c1) for i, (r0, r1) in enumerate(spans) for (c0, c1) in spans[i:]]
+
+
+class Checkpoint:
+    """Finished tiles as ``.npy`` files in a folder, tied to the run's parameters."""
+
+    def __init__(self, folder: Path, params: dict, resume: bool) -> None:
+        self.folder = folder
+        stamp = folder / "params.json"
+        if resume and stamp.exists():
+            if json.loads(stamp.read_text()) != params:
+                raise TomoclassError(
+                    f"{folder}: checkpoint of a run with other parameters; run without --resume"
+                )
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            stamp.write_text(json.dumps(params))
+
+    def _path(self, t: Tile) -> Path:
+        return self.folder / f"tile_{t[0]}_{t[2]}.npy"
+
+    def load(self, t: Tile) -> np.ndarray | None:
+        path = self._path(t)
+        if not path.exists():
+            return None
+        block = np.load(path)
+        return block if block.shape == (t[1] - t[0], t[3] - t[2]) else None
+
+    def save(self, t: Tile, block: np.ndarray) -> None:
+        with atomic_output(self._path(t)) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, block)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _fourier_tiles(particles, mask, band, binning, comm, progress) -> Callable:
+    """Features of this rank's share, gathered on every rank; returns the tile computer."""
+    start, stop = share(comm, comm.rank, len(particles))
+    feats = spectral_features(
+        particles, mask, band, binning, start=start, stop=stop, progress=progress
+    )
+    f = allgather_rows(comm, np.asarray(feats.f))
+    w = allgather_rows(comm, np.asarray(feats.w))
+    x, p = _core.ccc_factors(f, w, band.herm)
+    return lambda batch: _core.ccc_tiles(x, p, w, batch)
+
+
+def _real_tiles(particles, mask, band, binning, progress) -> Callable:
+    """Masked spectra and wedges of all particles; returns the per-pair tile computer."""
+    spectra, wedges = masked_spectra(particles, mask, binning, progress=progress)
+    grid = band_mask((band.box,) * 3, band.lowest, band.highest)
+
+    def compute(batch: list[Tile]) -> list[np.ndarray]:
+        blocks = []
+        for r0, r1, c0, c1 in batch:
+            pairs = [(i, j) for i in range(r0, r1) for j in range(c0, c1)]
+            values = _core.real_ccc_pairs(spectra, wedges, grid, mask, pairs)
+            blocks.append(values.reshape(r1 - r0, c1 - c0))
+        return blocks
+
+    return compute
+
+
+def correlation_matrix(
+    particles: Particles,
+    mask: str | os.PathLike | np.ndarray,
+    lowpass: float,
+    binning: int = 1,
+    mode: str = "fourier",
+    *,
+    lowest: float = 0.0,
+    tile: int = TILE,
+    comm=None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> np.ndarray | None:
+    """The N×N constrained-correlation matrix (float32, symmetric, unit diagonal).
+
+    ``mask``: volume file or array, of the particle box or the binned box. ``lowpass`` and
+    ``lowest``: band radii in Fourier voxels of the binned box (below 1: fractions of it).
+    ``binning``: Fourier binning factor dividing the box. ``comm``: an mpi4py communicator
+    (default: one process); the matrix is returned on rank 0 and None elsewhere.
+    ``checkpoint``: folder for finished tiles; with ``resume`` those of an earlier run with
+    the same parameters are reused. ``progress(stage, done, total)`` reports work done.
+    """
+    comm = comm or Serial()
+    if mode not in MODES:
+        raise TomoclassError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if tile < 1:
+        raise TomoclassError(f"tile must be >= 1, got {tile}")
+    n = len(particles)
+    if n < 2:
+        raise TomoclassError(f"a correlation matrix needs at least 2 particles, got {n}")
+    box = box_size(particles)
+    if binning < 1 or box % binning:
+        raise TomoclassError(f"binning {binning} does not divide the box size {box}")
+    mask = load_mask(mask, box, binning)
+    band = make_band(box // binning, lowpass, lowest)
+
+    tiles = tile_grid(n, tile)[comm.rank :: comm.size]
+    store = None
+    if checkpoint is not None:
+        params = {"n": n, "box": box, "binning": binning, "mode": mode, "tile": tile,
+                  "lowest": band.lowest, "highest": band.highest, "ranks": comm.size}  # fmt: skip
+        store = Checkpoint(Path(checkpoint), params, resume)
+    done = {t: b for t in tiles if store and (b := store.load(t)) is not None}
+    todo = [t for t in tiles if t not in done]
+
+    counted = [0]
+
+    def report_features(count: int) -> None:
+        counted[0] += count
+        if progress:
+            progress(
+                "features",
+                counted[0],
+                n
+                if mode == "real"
+                else share(comm, comm.rank, n)[1] - share(comm, comm.rank, n)[0],
+            )
+
+    if todo or mode == "fourier":
+        compute = (
+            _fourier_tiles(particles, mask, band, binning, comm, report_features)
+            if mode == "fourier"
+            else _real_tiles(particles, mask, band, binning, report_features)
+        )
+        batch_size = max(1, 2 * _core.thread_count())
+        for k in range(0, len(todo), batch_size):
+            batch = todo[k : k + batch_size]
+            for t, block in zip(batch, compute(batch), strict=True):
+                done[t] = block
+                if store:
+                    store.save(t, block)
+            if progress:
+                progress("tiles", len(done), len(tiles))
+
+    gathered = comm.gather(done, root=0)
+    if comm.rank != 0:
+        return None
+    matrix = np.empty((n, n), np.float32)
+    for part in gathered:
+        for (r0, r1, c0, c1), block in part.items():
+            matrix[r0:r1, c0:c1] = block
+            matrix[c0:c1, r0:r1] = block.T
+    np.fill_diagonal(matrix, 1.0)
+    return matrix
+
+
+def write_matrix(matrix: np.ndarray, directory: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``correlation_matrix.csv`` (PyTom's comma-separated n×n) and ``.npy`` atomically."""
+    folder = Path(directory)
+    csv_path, npy_path = folder / "correlation_matrix.csv", folder / "correlation_matrix.npy"
+    with atomic_output(npy_path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, matrix)
+    with atomic_output(csv_path) as tmp, open(tmp, "wb") as handle:
+        for start in range(0, len(matrix), 256):
+            handle.write(_core.format_csv(np.ascontiguousarray(matrix[start : start + 256])))
+    return csv_path, npy_path
+
+
+def read_matrix(path: str | os.PathLike) -> np.ndarray:
+    """A correlation matrix from ``.csv`` (comma-separated) or ``.npy``; it must be square."""
+    name = os.fspath(path)
+    try:
+        if name.endswith(".npy"):
+            matrix = np.load(name, allow_pickle=False)
+        else:
+            matrix = np.loadtxt(name, delimiter=",", dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise TomoclassError(f"{name}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise TomoclassError(f"{name}: not a readable matrix ({exc})") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise TomoclassError(f"{name}: matrix of shape {matrix.shape} is not square")
+    return matrix

@@ -1,0 +1,225 @@
+"""Spectral features of particles: each particle preprocessed once, in the Rust core.
+
+Pipeline (SPEC §3): read → bin → align → multiply by the real-space mask → rFFT → keep the
+band ``lowest ≤ |k| ≤ highest`` (DC excluded; Fourier voxels of the binned box) → multiply
+by the particle's own wedge ``W_i``. Particles are read and processed in chunks, so the
+volumes are never all in memory; features larger than a memory budget go to a memory-mapped
+cache file.
+
+Particles come as a :class:`~tomoclass.particles.ParticleList` (volumes read from disk) or as
+a :class:`ParticleStack` held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tomoclass import _core
+from tomoclass.errors import TomoclassError
+from tomoclass.fourier import frequency_radius
+from tomoclass.io import check_finite, read_volume
+from tomoclass.particles import ParticleList
+from tomoclass.wedge import Wedge, core_components
+
+CHUNK = 128
+"""Particles read and preprocessed at once."""
+
+
+@dataclass
+class ParticleStack:
+    """Particles in memory: float32 ``volumes`` ``(N, n, n, n)``, PyTom rotation matrices
+    ``(N, 3, 3)``, shifts ``(N, 3)`` in voxels ``(x, y, z)``, and one wedge per particle."""
+
+    volumes: np.ndarray
+    rotations: np.ndarray
+    shifts: np.ndarray
+    wedges: Sequence[Wedge | None]
+
+    def __len__(self) -> int:
+        return len(self.volumes)
+
+
+Particles = ParticleList | ParticleStack
+
+
+@dataclass
+class Band:
+    """The band of the binned box ``box``: radii in Fourier voxels, ``flat`` half-grid indices
+    of its voxels and their Hermitian weights ``herm``."""
+
+    box: int
+    lowest: float
+    highest: float
+    flat: np.ndarray
+    herm: np.ndarray
+
+
+def make_band(binned_box: int, lowpass: float, lowest: float = 0.0) -> Band:
+    """The band up to ``lowpass`` (a radius, or a fraction of the box if below 1).
+
+    ``lowpass`` must lie below Nyquist (``binned_box / 2``) and above ``lowest``.
+    """
+    highest = frequency_radius(lowpass, binned_box)
+    low = frequency_radius(lowest, binned_box)
+    if highest >= binned_box / 2:
+        raise TomoclassError(
+            f"lowpass {lowpass} is at or beyond Nyquist ({binned_box / 2} Fourier voxels "
+            f"of the binned box {binned_box})"
+        )
+    if highest < 1 or low >= highest:
+        raise TomoclassError(f"band {low}..{highest} Fourier voxels holds no frequency")
+    flat, herm = _core.band_voxels(binned_box, low, highest)
+    return Band(binned_box, low, highest, flat, herm)
+
+
+def box_size(particles: Particles) -> int:
+    """The particles' common cubic box size; an error names the first file that differs."""
+    if isinstance(particles, ParticleStack):
+        shape = particles.volumes.shape[1:]
+        if len(shape) != 3 or len(set(shape)) != 1:
+            raise TomoclassError(f"particles must be cubic volumes, got shape {shape}")
+        return int(shape[0])
+    if len(particles) == 0:
+        raise TomoclassError("the particle list is empty")
+    first = particles.paths()[0]
+    shape = read_volume(first, mmap=True).shape
+    if len(set(shape)) != 1:
+        raise TomoclassError(f"{first}: particle of shape {shape} is not a cube")
+    return int(shape[0])
+
+
+def _read_chunk(paths: Sequence[Path], box: int) -> np.ndarray:
+    stack = np.empty((len(paths), box, box, box), np.float32)
+    for k, path in enumerate(paths):
+        volume = read_volume(path)
+        if volume.shape != (box,) * 3:
+            raise TomoclassError(
+                f"{path}: particle of shape {volume.shape}, but the first particle is {box}³"
+            )
+        check_finite(volume, path)
+        stack[k] = volume
+    return stack
+
+
+def iter_chunks(
+    particles: Particles, start: int = 0, stop: int | None = None, chunk: int = CHUNK
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, list]]:
+    """``(first index, volumes, rotation matrices, shifts, wedges)`` for particles
+    ``start..stop`` in chunks, reading files only when they are needed."""
+    stop = len(particles) if stop is None else stop
+    if isinstance(particles, ParticleStack):
+        for a in range(start, stop, chunk):
+            b = min(a + chunk, stop)
+            volumes = np.ascontiguousarray(particles.volumes[a:b], dtype=np.float32)
+            check_finite(volumes, f"particles {a}..{b - 1}")
+            rotations = np.asarray(particles.rotations[a:b], dtype=np.float64)
+            yield a, volumes, rotations, np.asarray(particles.shifts[a:b]), particles.wedges[a:b]
+        return
+    box = box_size(particles)
+    paths = particles.paths()
+    rotations = particles.rotation_matrices()
+    shifts = particles.shifts()
+    wedges = particles.wedges()
+    for a in range(start, stop, chunk):
+        b = min(a + chunk, stop)
+        yield a, _read_chunk(paths[a:b], box), rotations[a:b], shifts[a:b], wedges[a:b]
+
+
+def _core_call(fn, volumes, rotations, shifts, wedges, binning, *args):
+    components = [core_components(w, binning) for w in wedges]
+    try:
+        return fn(
+            volumes,
+            np.ascontiguousarray(rotations, dtype=np.float64),
+            np.ascontiguousarray(shifts, dtype=np.float64),
+            components,
+            *args,
+        )
+    except ValueError as exc:
+        raise TomoclassError(str(exc)) from None
+
+
+@dataclass
+class Features:
+    """Spectral features: ``f`` ``(N, 2M)`` = ``W_i·F_i`` on the band as ``[Re | Im]``,
+    ``w`` ``(N, M)`` the wedges on the band, and the band itself."""
+
+    f: np.ndarray
+    w: np.ndarray
+    band: Band
+
+
+def _allocate(shape: tuple[int, int], cache: Path | None) -> np.ndarray:
+    if cache is None:
+        return np.empty(shape, np.float32)
+    return np.lib.format.open_memmap(cache, mode="w+", dtype=np.float32, shape=shape)
+
+
+def spectral_features(
+    particles: Particles,
+    mask: np.ndarray,
+    band: Band,
+    binning: int = 1,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    order: int = 3,
+    cache_dir: str | os.PathLike | None = None,
+    progress=None,
+) -> Features:
+    """Features of particles ``start..stop`` (default: all) for the binned ``mask`` and ``band``.
+
+    With ``cache_dir`` the feature arrays are memory-mapped files there (``features_f.npy``,
+    ``features_w.npy``) instead of memory. ``progress`` is called with the number of
+    particles done after each chunk.
+    """
+    stop = len(particles) if stop is None else stop
+    m = len(band.flat)
+    caches = (None, None)
+    if cache_dir is not None:
+        caches = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
+    f = _allocate((stop - start, 2 * m), caches[0])
+    w = _allocate((stop - start, m), caches[1])
+    for a, volumes, rotations, shifts, wedges in iter_chunks(particles, start, stop):
+        cf, cw = _core_call(
+            _core.spectral_features, volumes, rotations, shifts, wedges, binning,
+            mask, binning, (band.lowest, band.highest), order,
+        )  # fmt: skip
+        f[a - start : a - start + len(cf)] = cf
+        w[a - start : a - start + len(cw)] = cw
+        if progress is not None:
+            progress(len(cf))
+    return Features(f, w, band)
+
+
+def masked_spectra(
+    particles: Particles,
+    mask: np.ndarray,
+    binning: int = 1,
+    *,
+    order: int = 3,
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full half-grid spectra ``rFFT(mask·align(bin(v)))`` ``(N, m, m, m//2+1)`` and the
+    particles' wedges on the same grid, for the real-space (PyTom) correlation."""
+    box = box_size(particles)
+    m = box // binning
+    spectra = np.empty((len(particles), m, m, m // 2 + 1), np.complex64)
+    wedges = np.empty((len(particles), m, m, m // 2 + 1), np.float32)
+    for a, volumes, rotations, shifts, chunk_wedges in iter_chunks(particles):
+        b = a + len(volumes)
+        spectra[a:b] = _core_call(
+            _core.masked_spectra, volumes, rotations, shifts, chunk_wedges, binning,
+            mask, binning, order,
+        )  # fmt: skip
+        wedges[a:b] = _core.wedge_stack(
+            m, [core_components(w, binning) for w in chunk_wedges], np.ascontiguousarray(rotations)
+        )
+        if progress is not None:
+            progress(b - a)
+    return spectra, wedges
