@@ -14,6 +14,7 @@ by definition.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -27,6 +28,7 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.features import (
     Particles,
+    ParticleStack,
     box_size,
     make_band,
     masked_spectra,
@@ -52,20 +54,28 @@ def tile_grid(n: int, tile: int = TILE) -> list[Tile]:
 
 
 class Checkpoint:
-    """Finished tiles as ``.npy`` files in a folder, tied to the run's parameters."""
+    """Finished tiles as ``.npy`` files in a folder, tied to the run's parameters.
 
-    def __init__(self, folder: Path, params: dict, resume: bool) -> None:
+    The folder is made with the first finished tile, so a run that fails early leaves
+    nothing behind. Rank 0 checks (when resuming) or clears (otherwise) an earlier folder
+    while the others wait; then every rank saves and loads only its own tiles.
+    """
+
+    def __init__(self, folder: Path, params: dict, resume: bool, comm) -> None:
         self.folder = folder
-        stamp = folder / "params.json"
-        if resume and stamp.exists():
-            if json.loads(stamp.read_text()) != params:
-                raise TomoclassError(
+        self.params = params
+        self.stamp = folder / "params.json"
+        problem = None
+        if comm.rank == 0:
+            if not resume:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif self.stamp.exists() and json.loads(self.stamp.read_text()) != params:
+                problem = (
                     f"{folder}: checkpoint of a run with other parameters; run without --resume"
                 )
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            stamp.write_text(json.dumps(params))
+        problem = comm.bcast(problem, root=0)
+        if problem:
+            raise TomoclassError(problem)
 
     def _path(self, t: Tile) -> Path:
         return self.folder / f"tile_{t[0]}_{t[2]}.npy"
@@ -78,11 +88,38 @@ class Checkpoint:
         return block if block.shape == (t[1] - t[0], t[3] - t[2]) else None
 
     def save(self, t: Tile, block: np.ndarray) -> None:
+        if not self.stamp.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self.stamp) as tmp:
+                Path(tmp).write_text(json.dumps(self.params))
         with atomic_output(self._path(t)) as tmp, open(tmp, "wb") as handle:
             np.save(handle, block)
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def fingerprint(particles: Particles, mask: np.ndarray) -> str:
+    """A digest of everything a tile depends on besides the numeric parameters: the mask,
+    the particles' geometry and wedges, and their data (file names, sizes and times, or the
+    volumes themselves for a stack in memory)."""
+    digest = hashlib.sha256(np.ascontiguousarray(mask).tobytes())
+    if isinstance(particles, ParticleStack):
+        digest.update(np.ascontiguousarray(particles.volumes).tobytes())
+        geometry = (particles.rotations, particles.shifts, list(particles.wedges))
+    else:
+        for path in particles.paths():
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                raise TomoclassError(f"{path}: cannot read ({exc.strerror})") from None
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        geometry = (particles.rotation_matrices(), particles.shifts(), particles.wedges())
+    rotations, shifts, wedges = geometry
+    digest.update(np.ascontiguousarray(rotations, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(shifts, dtype=np.float64).tobytes())
+    digest.update(repr(wedges).encode())
+    return digest.hexdigest()
 
 
 def _fourier_tiles(particles, mask, band, binning, comm, progress) -> Callable:
@@ -154,8 +191,9 @@ def correlation_matrix(
     store = None
     if checkpoint is not None:
         params = {"n": n, "box": box, "binning": binning, "mode": mode, "tile": tile,
-                  "lowest": band.lowest, "highest": band.highest, "ranks": comm.size}  # fmt: skip
-        store = Checkpoint(Path(checkpoint), params, resume)
+                  "lowest": band.lowest, "highest": band.highest,
+                  "data": fingerprint(particles, mask)}  # fmt: skip
+        store = Checkpoint(Path(checkpoint), params, resume, comm)
     done = {t: b for t in tiles if store and (b := store.load(t)) is not None}
     todo = [t for t in tiles if t not in done]
 

@@ -306,6 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tomoclass: interrupted; no output was written", file=sys.stderr)
         return 130
+    except BaseException:
+        # Under MPI an unexpected failure on one rank must not leave the others waiting.
+        import traceback
+
+        traceback.print_exc()
+        _abort_other_ranks()
+        raise
     return 0
 
 
