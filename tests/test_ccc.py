@@ -734,3 +734,18 @@ def test_resume_with_other_particles_is_refused_or_correct(
     except TomoclassError:
         return
     np.testing.assert_array_equal(resumed, fresh)
+
+
+def test_features_over_the_memory_budget_are_memory_mapped(tmp_path, monkeypatch):
+    stack = random_stack()
+    in_memory = correlation_matrix(stack, asymmetric_mask(), 7, tile=4)
+    opened = []
+    real_open = np.lib.format.open_memmap
+    monkeypatch.setattr(
+        np.lib.format, "open_memmap", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k)
+    )
+    cached = correlation_matrix(
+        stack, asymmetric_mask(), 7, tile=4, cache_dir=tmp_path, memory_budget=0
+    )
+    assert sorted(Path(p).name for p in opened) == ["features_f.npy", "features_w.npy"]
+    assert np.array_equal(cached, in_memory)

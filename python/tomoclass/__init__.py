@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tomoclass.ccc import correlation_matrix
 from tomoclass.errors import TomoclassError
+from tomoclass.features import ParticleStack
 from tomoclass.fourier import band_mask, bin_volume, irfftn, rfftn
 from tomoclass.geometry import Rotation, Shift, rotation_matrix
 from tomoclass.io import (
@@ -34,6 +36,7 @@ __all__ = [
     "DoubleTiltWedge",
     "Particle",
     "ParticleList",
+    "ParticleStack",
     "PickPosition",
     "Rotation",
     "Shift",
@@ -45,6 +48,7 @@ __all__ = [
     "band_mask",
     "bin_volume",
     "convert_particle_list",
+    "correlation_matrix",
     "forward",
     "irfftn",
     "read_particle_list",

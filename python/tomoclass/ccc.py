@@ -40,6 +40,9 @@ from tomoclass.mask import load_mask
 from tomoclass.parallel import Serial, allgather_rows, share
 
 MODES = ("fourier", "real")
+MEMORY_BUDGET = 2 * 2**30
+"""Bytes of features kept in memory before they go to a memory-mapped cache file."""
+
 TILE = 512
 """Tile edge (particles): big enough for efficient matrix products, small enough to balance."""
 
@@ -122,12 +125,13 @@ def fingerprint(particles: Particles, mask: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _fourier_tiles(particles, mask, band, binning, comm, progress) -> Callable:
+def _fourier_tiles(particles, mask, band, binning, comm, progress, cache_dir) -> Callable:
     """Features of this rank's share, gathered on every rank; returns the tile computer."""
     start, stop = share(comm, comm.rank, len(particles))
     feats = spectral_features(
-        particles, mask, band, binning, start=start, stop=stop, progress=progress
-    )
+        particles, mask, band, binning, start=start, stop=stop, progress=progress,
+        cache_dir=cache_dir,
+    )  # fmt: skip
     f = allgather_rows(comm, np.asarray(feats.f))
     w = allgather_rows(comm, np.asarray(feats.w))
     x, p = _core.ccc_factors(f, w, band.herm)
@@ -163,6 +167,8 @@ def correlation_matrix(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    memory_budget: float = MEMORY_BUDGET,
 ) -> np.ndarray | None:
     """The N×N constrained-correlation matrix (float32, symmetric, unit diagonal).
 
@@ -172,6 +178,8 @@ def correlation_matrix(
     (default: one process); the matrix is returned on rank 0 and None elsewhere.
     ``checkpoint``: folder for finished tiles; with ``resume`` those of an earlier run with
     the same parameters are reused. ``progress(stage, done, total)`` reports work done.
+    ``cache_dir``: where features larger than ``memory_budget`` bytes are memory-mapped
+    (one process; under MPI every rank holds all features in memory).
     """
     comm = comm or Serial()
     if mode not in MODES:
@@ -197,22 +205,22 @@ def correlation_matrix(
     done = {t: b for t in tiles if store and (b := store.load(t)) is not None}
     todo = [t for t in tiles if t not in done]
 
+    start, stop = share(comm, comm.rank, n)
+    feature_bytes = (stop - start) * 3 * len(band.flat) * 4  # F (Re, Im) and W, float32
+    cache = cache_dir if cache_dir is not None and feature_bytes > memory_budget else None
+    if cache is not None:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+    feature_total = n if mode == "real" else stop - start
     counted = [0]
 
     def report_features(count: int) -> None:
         counted[0] += count
         if progress:
-            progress(
-                "features",
-                counted[0],
-                n
-                if mode == "real"
-                else share(comm, comm.rank, n)[1] - share(comm, comm.rank, n)[0],
-            )
+            progress("features", counted[0], feature_total)
 
     if todo or mode == "fourier":
         compute = (
-            _fourier_tiles(particles, mask, band, binning, comm, report_features)
+            _fourier_tiles(particles, mask, band, binning, comm, report_features, cache)
             if mode == "fourier"
             else _real_tiles(particles, mask, band, binning, report_features)
         )

@@ -149,7 +149,10 @@ def _run_ccc(args: argparse.Namespace) -> None:
         checkpoint=checkpoint,
         resume=args.resume,
         progress=_progress(comm),
+        cache_dir=out / ".ccc_features",
+        memory_budget=args.memory * 2**30,
     )
+    shutil.rmtree(out / ".ccc_features", ignore_errors=True)
     if comm.rank == 0:
         csv_path, npy_path = write_matrix(matrix, out)
         shutil.rmtree(checkpoint, ignore_errors=True)
@@ -197,6 +200,12 @@ def _add_ccc(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=512, help="tile edge in particles")
     p.add_argument("--resume", action="store_true", help="reuse tiles of an interrupted run")
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    p.add_argument(
+        "--memory",
+        type=float,
+        default=2.0,
+        help="GiB of features kept in memory; more go to a memory-mapped file in DIR",
+    )
     p.set_defaults(run=_run_ccc)
 
 

@@ -130,18 +130,19 @@ def iter_chunks(
         yield a, _read_chunk(paths[a:b], box), rotations[a:b], shifts[a:b], wedges[a:b]
 
 
-def _core_call(fn, volumes, rotations, shifts, wedges, binning, *args):
-    components = [core_components(w, binning) for w in wedges]
+def _preprocess(particles: Particles, mask: np.ndarray, binning: int, order: int):
     try:
-        return fn(
-            volumes,
-            np.ascontiguousarray(rotations, dtype=np.float64),
-            np.ascontiguousarray(shifts, dtype=np.float64),
-            components,
-            *args,
-        )
+        return _core.Preprocess(box_size(particles), int(binning), mask, int(order))
     except ValueError as exc:
         raise TomoclassError(str(exc)) from None
+
+
+def _geometry(rotations: np.ndarray, shifts: np.ndarray, wedges: list, binning: int) -> tuple:
+    return (
+        np.ascontiguousarray(rotations, dtype=np.float64),
+        np.ascontiguousarray(shifts, dtype=np.float64),
+        [core_components(w, binning) for w in wedges],
+    )
 
 
 @dataclass
@@ -185,11 +186,10 @@ def spectral_features(
         caches = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
     f = _allocate((stop - start, 2 * m), caches[0])
     w = _allocate((stop - start, m), caches[1])
+    pre = _preprocess(particles, mask, binning, order)
     for a, volumes, rotations, shifts, wedges in iter_chunks(particles, start, stop):
-        cf, cw = _core_call(
-            _core.spectral_features, volumes, rotations, shifts, wedges, binning,
-            mask, binning, (band.lowest, band.highest), order,
-        )  # fmt: skip
+        geometry = _geometry(rotations, shifts, wedges, binning)
+        cf, cw = pre.features(volumes, *geometry, (band.lowest, band.highest))
         f[a - start : a - start + len(cf)] = cf
         w[a - start : a - start + len(cw)] = cw
         if progress is not None:
@@ -211,15 +211,12 @@ def masked_spectra(
     m = box // binning
     spectra = np.empty((len(particles), m, m, m // 2 + 1), np.complex64)
     wedges = np.empty((len(particles), m, m, m // 2 + 1), np.float32)
+    pre = _preprocess(particles, mask, binning, order)
     for a, volumes, rotations, shifts, chunk_wedges in iter_chunks(particles):
         b = a + len(volumes)
-        spectra[a:b] = _core_call(
-            _core.masked_spectra, volumes, rotations, shifts, chunk_wedges, binning,
-            mask, binning, order,
-        )  # fmt: skip
-        wedges[a:b] = _core.wedge_stack(
-            m, [core_components(w, binning) for w in chunk_wedges], np.ascontiguousarray(rotations)
-        )
+        geometry = _geometry(rotations, shifts, chunk_wedges, binning)
+        spectra[a:b] = pre.spectra(volumes, *geometry)
+        wedges[a:b] = _core.wedge_stack(m, geometry[2], geometry[0])
         if progress is not None:
             progress(b - a)
     return spectra, wedges

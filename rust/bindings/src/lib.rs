@@ -220,21 +220,6 @@ fn geometries(
         .collect())
 }
 
-fn preprocess(
-    box_in: usize,
-    binning: usize,
-    mask: &PyReadonlyArray3<f32>,
-    order: u8,
-) -> PyResult<Preprocess> {
-    Preprocess::new(
-        box_in,
-        binning,
-        mask.as_array().to_owned(),
-        interpolation(order)?,
-    )
-    .map_err(err)
-}
-
 /// Flat half-grid indices and Hermitian weights of the band `lowest ≤ |k| ≤ highest`
 /// (DC excluded) of an `m³` box.
 #[pyfunction]
@@ -248,56 +233,74 @@ fn band_voxels(
     (band.flat.into_pyarray(py), band.herm.into_pyarray(py))
 }
 
-/// Spectral features of a stack `(N, n, n, n)`: `(F, W)` with `F = W_i·rFFT(mask·align(bin(v)))`
-/// on the band as `[Re | Im]` rows `(N, 2M)` and the wedges `W` `(N, M)`. Threaded.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn spectral_features<'py>(
-    py: Python<'py>,
-    stack: PyReadonlyArray4<'py, f32>,
-    rotations: PyReadonlyArray3<'py, f64>,
-    shifts: PyReadonlyArray2<'py, f64>,
-    wedges: Vec<Vec<WedgeTuple>>,
-    mask: PyReadonlyArray3<'py, f32>,
-    binning: usize,
-    band: (f64, f64),
-    order: u8,
-) -> PyResult<MatrixPair<'py>> {
-    let s = stack.as_array();
-    let geo = geometries(&rotations, &shifts, &wedges)?;
-    let pre = preprocess(s.shape()[1], binning, &mask, order)?;
-    let band = Band::new(pre.binned_size(), band.0, band.1);
-    let (f, w) = py
-        .detach(|| {
-            let mut f = Array2::zeros((geo.len(), 2 * band.len()));
-            let mut w = Array2::zeros((geo.len(), band.len()));
-            pre.band_features(s, &geo, &band, f.view_mut(), w.view_mut())
-                .map(|_| (f, w))
-        })
-        .map_err(err)?;
-    Ok((f.into_pyarray(py), w.into_pyarray(py)))
-}
+/// Bin → align → mask → rFFT of particles of one box size (`tomoclass-core`'s `Preprocess`),
+/// built once per run and applied to chunks of particles.
+#[pyclass(name = "Preprocess", frozen)]
+struct PyPreprocess(Preprocess);
 
-/// Half-grid spectra `rFFT(mask·align(bin(v)))` of a stack, `(N, m, m, m // 2 + 1)`. Threaded.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn masked_spectra<'py>(
-    py: Python<'py>,
-    stack: PyReadonlyArray4<'py, f32>,
-    rotations: PyReadonlyArray3<'py, f64>,
-    shifts: PyReadonlyArray2<'py, f64>,
-    wedges: Vec<Vec<WedgeTuple>>,
-    mask: PyReadonlyArray3<'py, f32>,
-    binning: usize,
-    order: u8,
-) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
-    let s = stack.as_array();
-    let geo = geometries(&rotations, &shifts, &wedges)?;
-    let pre = preprocess(s.shape()[1], binning, &mask, order)?;
-    let m = pre.binned_size();
-    fill_new_stack(py, [geo.len(), m, m, m / 2 + 1], |o| {
-        pre.spectra(s, &geo, o)
-    })
+#[pymethods]
+impl PyPreprocess {
+    /// For particles of `box_size³`, binned by `binning`, masked by `mask` (binned size),
+    /// interpolated with `order` 1 or 3.
+    #[new]
+    fn new(
+        box_size: usize,
+        binning: usize,
+        mask: PyReadonlyArray3<'_, f32>,
+        order: u8,
+    ) -> PyResult<Self> {
+        let pre = Preprocess::new(
+            box_size,
+            binning,
+            mask.as_array().to_owned(),
+            interpolation(order)?,
+        );
+        Ok(Self(pre.map_err(err)?))
+    }
+
+    /// Spectral features of a stack `(N, n, n, n)`: `(F, W)` with
+    /// `F = W_i·rFFT(mask·align(bin(v)))` on the band `(lowest, highest)` as `[Re | Im]` rows
+    /// `(N, 2M)`, and the wedges `W` `(N, M)`. Threaded over particles.
+    fn features<'py>(
+        &self,
+        py: Python<'py>,
+        stack: PyReadonlyArray4<'py, f32>,
+        rotations: PyReadonlyArray3<'py, f64>,
+        shifts: PyReadonlyArray2<'py, f64>,
+        wedges: Vec<Vec<WedgeTuple>>,
+        band: (f64, f64),
+    ) -> PyResult<MatrixPair<'py>> {
+        let s = stack.as_array();
+        let geo = geometries(&rotations, &shifts, &wedges)?;
+        let band = Band::new(self.0.binned_size(), band.0, band.1);
+        let (f, w) = py
+            .detach(|| {
+                let mut f = Array2::zeros((geo.len(), 2 * band.len()));
+                let mut w = Array2::zeros((geo.len(), band.len()));
+                self.0
+                    .band_features(s, &geo, &band, f.view_mut(), w.view_mut())
+                    .map(|_| (f, w))
+            })
+            .map_err(err)?;
+        Ok((f.into_pyarray(py), w.into_pyarray(py)))
+    }
+
+    /// Half-grid spectra `rFFT(mask·align(bin(v)))` of a stack, `(N, m, m, m // 2 + 1)`.
+    fn spectra<'py>(
+        &self,
+        py: Python<'py>,
+        stack: PyReadonlyArray4<'py, f32>,
+        rotations: PyReadonlyArray3<'py, f64>,
+        shifts: PyReadonlyArray2<'py, f64>,
+        wedges: Vec<Vec<WedgeTuple>>,
+    ) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
+        let s = stack.as_array();
+        let geo = geometries(&rotations, &shifts, &wedges)?;
+        let m = self.0.binned_size();
+        fill_new_stack(py, [geo.len(), m, m, m / 2 + 1], |o| {
+            self.0.spectra(s, &geo, o)
+        })
+    }
 }
 
 /// CCC factors `(X, P)` of features `F` `(N, 2M)`, wedges `W` `(N, M)`, weights `h` `(M)`.
@@ -378,8 +381,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bin_stack, m)?)?;
     m.add_function(wrap_pyfunction!(wedge_stack, m)?)?;
     m.add_function(wrap_pyfunction!(band_voxels, m)?)?;
-    m.add_function(wrap_pyfunction!(spectral_features, m)?)?;
-    m.add_function(wrap_pyfunction!(masked_spectra, m)?)?;
+    m.add_class::<PyPreprocess>()?;
     m.add_function(wrap_pyfunction!(ccc_factors, m)?)?;
     m.add_function(wrap_pyfunction!(ccc_tiles, m)?)?;
     m.add_function(wrap_pyfunction!(real_ccc_pairs, m)?)?;
