@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tomoclass import __version__
 from tomoclass.errors import TomoclassError
+from tomoclass.simulate import DEFAULT_TILT_RANGES
 
 EXIT_BAD_INPUT = 2
 
@@ -233,7 +234,7 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tilt-ranges",
         type=_tilt_ranges,
-        default=[(-60.0, 60.0), (-50.0, 60.0), (-60.0, 45.0), (-45.0, 45.0)],
+        default=list(DEFAULT_TILT_RANGES),
         help="tilt range of each simulated tomogram, min:max degrees, comma-separated",
     )
     p.add_argument("--max-shift", type=float, default=2.0, help="largest shift, voxels")
