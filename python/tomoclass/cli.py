@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tomoclass import __version__
 from tomoclass.errors import TomoclassError
-from tomoclass.simulate import DEFAULT_TILT_RANGES
+from tomoclass.parallel import Serial
+from tomoclass.simulate import DEFAULT_TILT_RANGES, write_simulation
 
 EXIT_BAD_INPUT = 2
 
@@ -210,6 +211,256 @@ def _add_ccc(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_ccc)
 
 
+def _write_text(path: Path, text: str) -> None:
+    from tomoclass.io.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def _run_cpca(args: argparse.Namespace) -> None:
+    import json
+    import platform
+    import time
+
+    import numpy as np
+    import scipy
+
+    from tomoclass import __version__
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.ccc import read_matrix
+    from tomoclass.cpca import check_matrix, cpca
+    from tomoclass.io import read_particle_list, write_particle_list
+
+    started = time.perf_counter()
+    plist = read_particle_list(args.particles)
+    matrix = read_matrix(args.ccc)
+    if len(matrix) != len(plist):
+        raise TomoclassError(
+            f"{args.ccc}: {len(matrix)}×{len(matrix)} matrix for {len(plist)} particles "
+            f"in {args.particles}"
+        )
+    check_matrix(matrix, str(args.ccc))
+    neig = args.neig if args.neig == "auto" else _positive_int(args.neig, "-e/--neig")
+    result = cpca(matrix, neig, args.nclass, args.seed)
+    eigen_seconds = time.perf_counter() - started
+    classified = plist.with_classes(result.labels.tolist())
+    averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass)
+    folder = args.output.parent if args.tables is None else args.tables
+    prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
+    write_particle_list(classified, args.output)
+    write_averages(averages, prefix)
+    for name, values in (
+        ("eigenvalues", result.eigenvalues),
+        ("coefficients", result.coefficients),
+    ):
+        np.save(folder / f"{name}.npy", values)
+        _write_text(folder / f"{name}.csv", "\n".join(
+            ",".join(f"{v:.9g}" for v in np.atleast_1d(row)) for row in values
+        ) + "\n")  # fmt: skip
+    run = {
+        "command": "cpca",
+        "parameters": {"particles": str(args.particles), "ccc": str(args.ccc), "neig": args.neig,
+                       "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
+                       "binning": args.binning, "lowpass": args.lowpass},
+        "class_sizes": {a.label: a.count for a in averages},
+        "versions": {"tomoclass": __version__, "numpy": np.__version__,
+                     "scipy": scipy.__version__, "python": platform.python_version()},
+        "timings": {"cpca_seconds": eigen_seconds,
+                    "total_seconds": time.perf_counter() - started},
+    }  # fmt: skip
+    _write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
+    sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
+    print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
+          f"averages {prefix}_<k>.em, eigenvalues and run.json in {folder}")  # fmt: skip
+
+
+def _write_table(stem: Path, values) -> None:
+    """``stem.npy`` and ``stem.csv`` (one row per line), each written atomically."""
+    import numpy as np
+
+    from tomoclass.io.files import atomic_output
+
+    with atomic_output(stem.with_suffix(".npy")) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, values)
+    rows = values.reshape(len(values), -1)
+    text = "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in rows)
+    _write_text(stem.with_suffix(".csv"), text)
+
+
+def _positive_int(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise TomoclassError(f"{name} must be 'auto' or a whole number, got {text!r}") from None
+    return value
+
+
+def _add_cpca(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cpca",
+        help="classify by CPCA: eigenvectors of the CCC matrix, then k-means",
+        formatter_class=_Formatter,
+        description=(
+            "Constrained PCA (Förster et al. 2008): the top NEIG eigenvectors of the CCC matrix,\n"
+            "coefficients sqrt(eigenvalue)·eigenvector, k-means++ (10 seeded restarts) into\n"
+            "NCLASS classes. Writes the classified list, one wedge-weighted average per class\n"
+            "(PREFIX_<k>.em with its wedge sum), eigenvalues and coefficients (.npy, .csv) and\n"
+            "run.json. -e auto (default) counts the eigenvalues above a Marchenko-Pastur noise\n"
+            "edge (at least NCLASS); too few eigenvectors silently ruin CPCA.\n\n"
+            "example:\n  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
+            "-o out/classified.xml"
+        ),
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
+    p.add_argument("-c", "--ccc", type=Path, required=True, help="correlation matrix .csv/.npy")
+    p.add_argument("-e", "--neig", default="auto", help="eigenvectors used, or auto")
+    p.add_argument("-n", "--nclass", type=int, required=True, help="number of classes")
+    p.add_argument("-o", "--output", type=Path, required=True, help="classified particle list")
+    p.add_argument("-a", "--average", help="prefix of the class averages (default: OUT_class)")
+    p.add_argument(
+        "-t", "--tables", type=Path, help="folder for eigenvalues, coefficients, run.json"
+    )
+    p.add_argument("-b", "--binning", type=int, default=1, help="binning of the averages")
+    p.add_argument("-f", "--lowpass", type=float, help="low-pass of the averages (Fourier voxels)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
+    p.set_defaults(run=_run_cpca)
+
+
+def _run_average(args: argparse.Namespace) -> None:
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.io import read_particle_list
+
+    plist = read_particle_list(args.particles)
+    averages = class_averages(plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor)
+    for path, avg in zip(write_averages(averages, args.output), averages, strict=True):
+        print(f"class {avg.label}: {avg.count} particles -> {path}")
+
+
+def _add_average(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "average",
+        help="wedge-weighted average of every class",
+        formatter_class=_Formatter,
+        description=(
+            "Average the aligned particles of each class in Fourier space, weighted by their\n"
+            "rotated wedges and divided by the wedge sum (floor: FLOOR × class size, PyTom's\n"
+            "0.05). Writes PREFIX_<class>.em and PREFIX_<class>_wedgesum.em (centred).\n\n"
+            "example:\n  tomoclass average -p classified.xml -o averages/class"
+        ),
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
+    p.add_argument("-o", "--output", required=True, help="prefix of the output files")
+    p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
+    p.add_argument("-f", "--lowpass", type=float, help="low-pass radius, Fourier voxels")
+    p.add_argument("--floor", type=float, default=0.05, help="wedge-sum floor per particle")
+    p.set_defaults(run=_run_average)
+
+
+def _run_select(args: argparse.Namespace) -> None:
+    from tomoclass.io import read_particle_list, write_particle_list
+
+    plist = read_particle_list(args.particles)
+    wanted = [c.strip() for c in args.classes.split(",") if c.strip()]
+    missing = sorted(set(wanted) - set(plist.class_names()))
+    if missing:
+        raise TomoclassError(f"{args.particles}: no class {', '.join(missing)} in the list")
+    chosen = plist.select(wanted)
+    write_particle_list(chosen, args.output)
+    print(f"wrote {len(chosen)} of {len(plist)} particles to {args.output}")
+
+
+def _run_split(args: argparse.Namespace) -> None:
+    from tomoclass.io import read_particle_list, write_particle_list
+
+    plist = read_particle_list(args.particles)
+    for name, part in plist.split_by_class().items():
+        path = Path(f"{args.output}_{name if name is not None else 'none'}.xml")
+        write_particle_list(part, path)
+        print(f"class {name}: {len(part)} particles -> {path}")
+
+
+def _add_select_split(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "select",
+        help="keep the particles of chosen classes",
+        formatter_class=_Formatter,
+        description="Keep the particles of the given classes, e.g. after judging the averages.",
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="classified list")
+    p.add_argument("--classes", required=True, help="comma-separated class names, e.g. 1,2")
+    p.add_argument("-o", "--output", type=Path, required=True, help="particle list to write")
+    p.set_defaults(run=_run_select)
+    p = sub.add_parser(
+        "split",
+        help="one particle list per class",
+        formatter_class=_Formatter,
+        description="Write PREFIX_<class>.xml for every class of the list.",
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="classified list")
+    p.add_argument("-o", "--output", required=True, help="prefix of the lists")
+    p.set_defaults(run=_run_split)
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    import time
+
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.ccc import correlation_matrix, write_matrix
+    from tomoclass.cpca import cpca
+    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.metrics import adjusted_rand_index
+    from tomoclass.simulate import SimulationConfig, read_truth, simulate_particles
+
+    folder = args.directory or Path(tempfile.mkdtemp(prefix="tomoclass-demo-"))
+    started = time.perf_counter()
+    config = SimulationConfig(n_particles=args.particles, n_classes=args.classes, box=32,
+                              snr=args.snr, seed=args.seed)  # fmt: skip
+    print(f"1/4 simulating {config.n_particles} particles of {config.n_classes} conformations "
+          f"(box 32, SNR {config.snr}, 4 tomograms with different wedges) in {folder}")  # fmt: skip
+    sim = simulate_particles(config)
+    _publish_folder(lambda work: write_simulation(sim, work), folder)
+    plist = read_particle_list(folder / "particles.xml")
+    print("2/4 constrained-correlation matrix (lowpass 8 Fourier voxels)")
+    matrix = correlation_matrix(plist, folder / "mask.em", 8, progress=_progress(Serial()))
+    write_matrix(matrix, folder)
+    print("3/4 CPCA (neig auto) and k-means")
+    result = cpca(matrix, "auto", config.n_classes, args.seed)
+    classified = plist.with_classes(result.labels.tolist())
+    write_particle_list(classified, folder / "classified.xml")
+    print("4/4 wedge-weighted class averages")
+    averages = class_averages(classified)
+    write_averages(averages, folder / "class")
+    truth = read_truth(folder / "truth.csv")
+    ari = adjusted_rand_index([truth[p.filename] for p in plist], result.labels)
+    sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
+    print(f"\nadjusted Rand index against the truth: {ari:.3f}  (neig {result.neig}; "
+          f"class sizes {sizes}; {time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(
+        f"outputs in {folder}: classified.xml, class_<k>.em (+ _wedgesum), "
+        "correlation_matrix.csv, truth.csv"
+    )
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="simulate a data set and classify it end to end (about a minute)",
+        formatter_class=_Formatter,
+        description=(
+            "Simulate aligned particles with known classes, then run ccc → cpca → average and\n"
+            "report the adjusted Rand index against the truth. Without DIR the outputs go to a\n"
+            "new temporary folder."
+        ),
+    )
+    p.add_argument("directory", type=Path, nargs="?", help="new (or empty) output folder")
+    p.add_argument("-n", "--particles", type=int, default=300, help="number of particles")
+    p.add_argument("-k", "--classes", type=int, default=3, help="number of classes")
+    p.add_argument("--snr", type=float, default=0.3, help="signal variance / noise variance")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(run=_run_demo)
+
+
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
@@ -282,8 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tomoclass {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_demo(sub)
     _add_simulate(sub)
     _add_ccc(sub)
+    _add_cpca(sub)
+    _add_average(sub)
+    _add_select_split(sub)
     _add_convert(sub)
     return parser
 

@@ -3,12 +3,13 @@
 
 use ndarray::{Array2, ArrayViewMut4};
 use numpy::{
-    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods,
-    PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4,
+    Complex32, Complex64, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4,
+    PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use tomoclass_core::average;
 use tomoclass_core::ccc::{self, Tile};
 use tomoclass_core::error::{Error, Result as CoreResult};
 use tomoclass_core::features::{Band, Geometry, Preprocess};
@@ -301,6 +302,59 @@ impl PyPreprocess {
             self.0.spectra(s, &geo, o)
         })
     }
+
+    /// Per-class sums `(Σ W·F, Σ W, counts)` on the half grid, `(K, m, m, m // 2 + 1)`
+    /// complex128 and float64, of the particles of a stack with `labels` in `0..classes`.
+    #[allow(clippy::too_many_arguments)]
+    fn class_sums<'py>(
+        &self,
+        py: Python<'py>,
+        stack: PyReadonlyArray4<'py, f32>,
+        rotations: PyReadonlyArray3<'py, f64>,
+        shifts: PyReadonlyArray2<'py, f64>,
+        wedges: Vec<Vec<WedgeTuple>>,
+        labels: Vec<usize>,
+        classes: usize,
+    ) -> PyResult<ClassSumsPy<'py>> {
+        let s = stack.as_array();
+        let geo = geometries(&rotations, &shifts, &wedges)?;
+        let sums = py
+            .detach(|| average::class_sums(&self.0, s, &geo, &labels, classes))
+            .map_err(err)?;
+        Ok((
+            sums.fw.into_pyarray(py),
+            sums.w.into_pyarray(py),
+            sums.counts,
+        ))
+    }
+}
+
+/// Class sums returned to Python: `(Σ W·F, Σ W, counts)`.
+type ClassSumsPy<'py> = (
+    Bound<'py, PyArray4<Complex64>>,
+    Bound<'py, PyArray4<f64>>,
+    Vec<usize>,
+);
+
+/// One class average `irFFT(Σ W·F / max(Σ W, floor·count) · band)` of an `m³` box.
+#[pyfunction]
+fn average_from_sums<'py>(
+    py: Python<'py>,
+    fw: PyReadonlyArray3<'py, Complex64>,
+    w: PyReadonlyArray3<'py, f64>,
+    count: usize,
+    floor: f64,
+    band: PyReadonlyArray3<'py, f32>,
+    m: usize,
+) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let (fw, w, band) = (fw.as_array(), w.as_array(), band.as_array());
+    let out = py
+        .detach(|| {
+            let mut out = ndarray::Array3::zeros((m, m, m));
+            average::average_from_sums(fw, w, count, floor, band, m, out.view_mut()).map(|_| out)
+        })
+        .map_err(err)?;
+    Ok(out.into_pyarray(py))
 }
 
 /// CCC factors `(X, P)` of features `F` `(N, 2M)`, wedges `W` `(N, M)`, weights `h` `(M)`.
@@ -382,6 +436,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wedge_stack, m)?)?;
     m.add_function(wrap_pyfunction!(band_voxels, m)?)?;
     m.add_class::<PyPreprocess>()?;
+    m.add_function(wrap_pyfunction!(average_from_sums, m)?)?;
     m.add_function(wrap_pyfunction!(ccc_factors, m)?)?;
     m.add_function(wrap_pyfunction!(ccc_tiles, m)?)?;
     m.add_function(wrap_pyfunction!(real_ccc_pairs, m)?)?;

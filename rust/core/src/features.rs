@@ -82,11 +82,11 @@ pub struct Preprocess {
 }
 
 /// Per-thread working memory of a [`Preprocess`].
-struct Work {
+pub(crate) struct Work {
     bin: Option<BinWork>,
     binned: Array3<f32>,
     aligned: Array3<f32>,
-    spectrum: Array3<Complex32>,
+    pub(crate) spectrum: Array3<Complex32>,
     fft: Scratch,
 }
 
@@ -132,7 +132,7 @@ impl Preprocess {
         (self.box_in / self.binned_size()) as f64
     }
 
-    fn work(&self) -> Work {
+    pub(crate) fn work(&self) -> Work {
         let m = self.binned_size();
         Work {
             bin: self.binning.as_ref().map(Binning::workspace),
@@ -143,7 +143,7 @@ impl Preprocess {
         }
     }
 
-    fn check(&self, stack: &ArrayView4<f32>, geometry: &[Geometry]) -> Result<()> {
+    pub(crate) fn check(&self, stack: &ArrayView4<f32>, geometry: &[Geometry]) -> Result<()> {
         let n = self.box_in;
         ensure(stack.shape()[1..] == [n, n, n], || {
             format!(
@@ -161,7 +161,12 @@ impl Preprocess {
     }
 
     /// `work.spectrum = rFFT(mask · align(bin(volume)))`.
-    fn spectrum(&self, volume: ArrayView3<f32>, geo: &Geometry, work: &mut Work) -> Result<()> {
+    pub(crate) fn spectrum(
+        &self,
+        volume: ArrayView3<f32>,
+        geo: &Geometry,
+        work: &mut Work,
+    ) -> Result<()> {
         let source = match (&self.binning, &mut work.bin) {
             (Some(b), Some(w)) => {
                 b.bin_into(volume, work.binned.view_mut(), w)?;

@@ -4,6 +4,7 @@
 //! the rotation centre is voxel `n / 2` on each axis; Fourier data live on the rFFT
 //! half grid `(n, n, n / 2 + 1)`. No Python here: `cargo test` runs without it.
 
+pub mod average;
 pub mod ccc;
 pub mod csv;
 pub mod error;
