@@ -111,3 +111,25 @@ def test_two_ranks_resume_a_single_process_checkpoint(sim_list, tmp_path, monkey
     assert run.returncode == 0, run.stderr
     want = np.load(full / "correlation_matrix.npy")
     assert np.array_equal(np.load(out / "correlation_matrix.npy"), want)
+
+
+def test_two_ranks_give_the_single_process_averages(tmp_path):
+    """300 particles are three chunks of 128: rank 0 sums two, rank 1 one, added in order."""
+    from tomoclass.io import read_particle_list, read_volume, write_particle_list
+
+    sim = simulate_particles(SimulationConfig(n_particles=300, n_classes=2, box=16, seed=3))
+    plist = read_particle_list(write_simulation(sim, tmp_path / "sim"))
+    classified = tmp_path / "classified.xml"
+    write_particle_list(plist.with_classes(sim.labels.tolist()), classified)
+    assert main(["average", "-p", str(classified), "-o", str(tmp_path / "one")]) == 0
+    command = ["mpiexec", "-n", "2", sys.executable, "-m", "tomoclass.cli", "average"]
+    run = subprocess.run(
+        [*command, "-p", str(classified), "-o", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    for k in (0, 1):
+        one = read_volume(tmp_path / f"one_{k}.em")
+        assert np.array_equal(read_volume(tmp_path / f"two_{k}.em"), one)

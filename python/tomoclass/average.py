@@ -6,7 +6,7 @@ from the aligned frame; PyTom's floor is 0.05. The result is low-passed to ``low
 (Fourier voxels of the binned box; default: no low-pass) and keeps its mean. The wedge sum
 ``Σ W_i`` shows how well each Fourier voxel was sampled; it is returned (and written) as a
 full, centred volume (DC at voxel ``m // 2``). Sums are accumulated in a fixed order, so the
-averages are identical for any thread count.
+averages are identical for any thread count and any number of MPI ranks.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
-from tomoclass.features import Particles, ParticleStack, box_size, iter_chunks
+from tomoclass.features import CHUNK, Particles, ParticleStack, box_size, iter_chunks
 from tomoclass.fourier import band_mask, frequency_radius
 from tomoclass.io import write_volume
+from tomoclass.parallel import Serial, share
 from tomoclass.wedge import core_components
 
 FLOOR = 0.05
@@ -71,13 +72,17 @@ def class_averages(
     floor: float = FLOOR,
     order: int = 3,
     progress=None,
-) -> list[ClassAverage]:
+    comm=None,
+) -> list[ClassAverage] | None:
     """Wedge-weighted averages of every class, in order of first appearance.
 
     ``labels`` (one per particle) default to the particle list's classes (particles without
     a class form class "0"). ``binning`` divides the box; ``lowpass`` is a radius in Fourier
-    voxels of the binned box (below 1: a fraction of it).
+    voxels of the binned box (below 1: a fraction of it). Under MPI (``comm``) each rank sums
+    its share of the particles, chunk by chunk, and rank 0 adds the chunks in order, so the
+    averages equal the single-process ones; they are returned on rank 0, None elsewhere.
     """
+    comm = comm or Serial()
     if floor < 0:
         raise TomoclassError(f"floor must be >= 0, got {floor}")
     names = _labels_of(particles, labels)
@@ -92,10 +97,12 @@ def class_averages(
     band = band_mask((m, m, m), 0.0, highest)
     band[0, 0, 0] = 1.0  # an average keeps its mean
     pre = _core.Preprocess(box, binning, np.ones((m, m, m), np.float32), order)
-    fw = w = None
-    counts = np.zeros(len(classes), int)
-    for a, volumes, rotations, shifts, wedges in iter_chunks(particles):
-        chunk = pre.class_sums(
+    chunks = -(-len(particles) // CHUNK)
+    first, last = share(comm, comm.rank, chunks)
+    mine = {}
+    stop = min(last * CHUNK, len(particles))
+    for a, volumes, rotations, shifts, wedges in iter_chunks(particles, first * CHUNK, stop, CHUNK):
+        mine[a] = pre.class_sums(
             volumes,
             np.ascontiguousarray(rotations, dtype=np.float64),
             np.ascontiguousarray(shifts, dtype=np.float64),
@@ -103,11 +110,19 @@ def class_averages(
             codes[a : a + len(volumes)],
             len(classes),
         )
+        if progress is not None:
+            progress(len(volumes))
+    gathered = comm.gather(mine, root=0)
+    if comm.rank != 0:
+        return None
+    parts = {a: sums for part in gathered for a, sums in part.items()}
+    fw = w = None
+    counts = np.zeros(len(classes), int)
+    for a in sorted(parts):  # the same order for any number of ranks
+        chunk = parts[a]
         fw = chunk[0] if fw is None else fw + chunk[0]
         w = chunk[1] if w is None else w + chunk[1]
         counts += chunk[2]
-        if progress is not None:
-            progress(len(volumes))
     return [
         ClassAverage(
             label=name,

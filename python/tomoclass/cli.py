@@ -231,6 +231,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
     from tomoclass.ccc import read_matrix
     from tomoclass.cpca import check_matrix, cpca
     from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.parallel import world
 
     started = time.perf_counter()
     plist = read_particle_list(args.particles)
@@ -245,7 +246,10 @@ def _run_cpca(args: argparse.Namespace) -> None:
     result = cpca(matrix, neig, args.nclass, args.seed)
     eigen_seconds = time.perf_counter() - started
     classified = plist.with_classes(result.labels.tolist())
-    averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass)
+    comm = world()
+    averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm)
+    if comm.rank != 0:
+        return
     folder = args.output.parent if args.tables is None else args.tables
     prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
     write_particle_list(classified, args.output)
@@ -330,9 +334,15 @@ def _add_cpca(sub: argparse._SubParsersAction) -> None:
 def _run_average(args: argparse.Namespace) -> None:
     from tomoclass.average import class_averages, write_averages
     from tomoclass.io import read_particle_list
+    from tomoclass.parallel import world
 
+    comm = world()
     plist = read_particle_list(args.particles)
-    averages = class_averages(plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor)
+    averages = class_averages(
+        plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor, comm=comm
+    )
+    if comm.rank != 0:
+        return
     for path, avg in zip(write_averages(averages, args.output), averages, strict=True):
         print(f"class {avg.label}: {avg.count} particles -> {path}")
 
