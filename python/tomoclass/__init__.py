@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tomoclass.average import class_averages
 from tomoclass.ccc import correlation_matrix
+from tomoclass.cpca import cpca
 from tomoclass.errors import TomoclassError
 from tomoclass.features import ParticleStack
 from tomoclass.fourier import band_mask, bin_volume, irfftn, rfftn
@@ -26,6 +28,9 @@ from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 from tomoclass.transform import align, forward
 from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, weights
+
+average = class_averages
+"""``tomoclass.average(particles, …)``: the wedge-weighted average of every class."""
 
 try:
     __version__ = version("tomoclass")
@@ -45,10 +50,13 @@ __all__ = [
     "TomoclassError",
     "__version__",
     "align",
+    "average",
     "band_mask",
     "bin_volume",
+    "class_averages",
     "convert_particle_list",
     "correlation_matrix",
+    "cpca",
     "forward",
     "irfftn",
     "read_particle_list",
