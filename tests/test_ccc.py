@@ -651,22 +651,22 @@ def test_api_resume_real_mode(tmp_path, monkeypatch, one_thread_batches):
     stack = random_stack(seed=3, n=11, box=16)
     mask = spherical_mask(16)
     full = correlation_matrix(stack, mask, 6, mode="real", tile=3)
-    original = ccc_module._core.real_ccc_pairs
+    original = ccc_module._core.real_ccc_tiles
     calls = []
 
-    def interrupting(spectra, wedges, band, mask_, pairs):
-        calls.append(len(pairs))
-        if len(calls) > 3:
+    def interrupting(spectra, wedges, band, mask_, tiles):
+        calls.append(len(tiles))
+        if len(calls) > 1:
             raise KeyboardInterrupt
-        return original(spectra, wedges, band, mask_, pairs)
+        return original(spectra, wedges, band, mask_, tiles)
 
-    monkeypatch.setattr(ccc_module._core, "real_ccc_pairs", interrupting)
+    monkeypatch.setattr(ccc_module._core, "real_ccc_tiles", interrupting)
     folder = tmp_path / "checkpoint"
     with pytest.raises(KeyboardInterrupt):
         correlation_matrix(stack, mask, 6, mode="real", tile=3, checkpoint=folder)
     assert len(list(folder.glob("tile_*.npy"))) == 2  # one batch of 2 tiles finished
     calls.clear()
-    monkeypatch.setattr(ccc_module._core, "real_ccc_pairs", original)
+    monkeypatch.setattr(ccc_module._core, "real_ccc_tiles", original)
     resumed = correlation_matrix(
         stack, mask, 6, mode="real", tile=3, checkpoint=folder, resume=True
     )

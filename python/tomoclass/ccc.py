@@ -144,12 +144,7 @@ def _real_tiles(particles, mask, band, binning, progress) -> Callable:
     grid = band_mask((band.box,) * 3, band.lowest, band.highest)
 
     def compute(batch: list[Tile]) -> list[np.ndarray]:
-        blocks = []
-        for r0, r1, c0, c1 in batch:
-            pairs = [(i, j) for i in range(r0, r1) for j in range(c0, c1)]
-            values = _core.real_ccc_pairs(spectra, wedges, grid, mask, pairs)
-            blocks.append(values.reshape(r1 - r0, c1 - c0))
-        return blocks
+        return _core.real_ccc_tiles(spectra, wedges, grid, mask, batch)
 
     return compute
 

@@ -371,6 +371,16 @@ fn ccc_factors<'py>(
     Ok((x.into_pyarray(py), p.into_pyarray(py)))
 }
 
+fn to_tiles(tiles: Vec<(usize, usize, usize, usize)>) -> Vec<Tile> {
+    tiles
+        .into_iter()
+        .map(|(r0, r1, c0, c1)| Tile {
+            rows: (r0, r1),
+            cols: (c0, c1),
+        })
+        .collect()
+}
+
 /// CCC blocks of `tiles` `[(row0, row1, col0, col1), …]` from factors `X`, `P`, `W`; threaded
 /// over tiles.
 #[pyfunction]
@@ -382,38 +392,34 @@ fn ccc_tiles<'py>(
     tiles: Vec<(usize, usize, usize, usize)>,
 ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
     let (x, p, w) = (x.as_array(), p.as_array(), w.as_array());
-    let tiles: Vec<Tile> = tiles
-        .into_iter()
-        .map(|(r0, r1, c0, c1)| Tile {
-            rows: (r0, r1),
-            cols: (c0, c1),
-        })
-        .collect();
+    let tiles = to_tiles(tiles);
     let blocks = py.detach(|| ccc::ccc_tiles(x, p, w, &tiles)).map_err(err)?;
     Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 
-/// PyTom's real-space CCC of `pairs` from masked spectra, wedges (both `(N, m, m, m//2+1)`),
-/// the band (0/1, half grid) and the mask `(m, m, m)`; threaded over pairs.
+/// PyTom's real-space CCC blocks of `tiles` `[(row0, row1, col0, col1), …]` from masked
+/// spectra and wedges (both `(N, m, m, m//2+1)`), the band (0/1, half grid) and the mask
+/// `(m, m, m)`; threaded over pairs.
 #[pyfunction]
-fn real_ccc_pairs<'py>(
+fn real_ccc_tiles<'py>(
     py: Python<'py>,
     spectra: PyReadonlyArray4<'py, Complex32>,
     wedges: PyReadonlyArray4<'py, f32>,
     band: PyReadonlyArray3<'py, f32>,
     mask: PyReadonlyArray3<'py, f32>,
-    pairs: Vec<(usize, usize)>,
-) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    tiles: Vec<(usize, usize, usize, usize)>,
+) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
     let (s, w, b, m) = (
         spectra.as_array(),
         wedges.as_array(),
         band.as_array(),
         mask.as_array(),
     );
-    let out = py
-        .detach(|| ccc::real_ccc_pairs(s, w, b, m, &pairs))
+    let tiles = to_tiles(tiles);
+    let blocks = py
+        .detach(|| ccc::real_ccc_tiles(s, w, b, m, &tiles))
         .map_err(err)?;
-    Ok(out.into_pyarray(py))
+    Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 
 /// A float32 matrix as comma-separated text (bytes), one line per row; threaded.
@@ -439,7 +445,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(average_from_sums, m)?)?;
     m.add_function(wrap_pyfunction!(ccc_factors, m)?)?;
     m.add_function(wrap_pyfunction!(ccc_tiles, m)?)?;
-    m.add_function(wrap_pyfunction!(real_ccc_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(real_ccc_tiles, m)?)?;
     m.add_function(wrap_pyfunction!(format_csv, m)?)?;
     Ok(())
 }

@@ -206,6 +206,31 @@ pub fn real_ccc_pairs(
         .collect())
 }
 
+/// PyTom's real-space CCC blocks of `tiles` (pairs enumerated here, computed in parallel);
+/// inputs as in [`real_ccc_pairs`].
+pub fn real_ccc_tiles(
+    spectra: ArrayView4<Complex32>,
+    wedges: ArrayView4<f32>,
+    band: ArrayView3<f32>,
+    mask: ArrayView3<f32>,
+    tiles: &[Tile],
+) -> Result<Vec<Array2<f32>>> {
+    let pairs: Vec<(usize, usize)> = tiles
+        .iter()
+        .flat_map(|t| {
+            (t.rows.0..t.rows.1).flat_map(move |i| (t.cols.0..t.cols.1).map(move |j| (i, j)))
+        })
+        .collect();
+    let mut values = real_ccc_pairs(spectra, wedges, band, mask, &pairs)?.into_iter();
+    Ok(tiles
+        .iter()
+        .map(|t| {
+            let shape = (t.rows.1 - t.rows.0, t.cols.1 - t.cols.0);
+            Array2::from_shape_fn(shape, |_| values.next().expect("one value per pair"))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
