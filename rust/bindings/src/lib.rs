@@ -16,6 +16,7 @@ use tomoclass_core::features::{Band, Geometry, Preprocess};
 use tomoclass_core::fft::Fft3;
 use tomoclass_core::fourier::{self, Binning};
 use tomoclass_core::interp::{self, Affine, Interpolation};
+use tomoclass_core::mco;
 use tomoclass_core::rotation::{self, Mat3};
 use tomoclass_core::wedge::{self, TiltWedge};
 
@@ -422,6 +423,46 @@ fn real_ccc_tiles<'py>(
     Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 
+/// MCO class averages `(K, 2M)` (`[Re | Im]`) of features `f`, wedges `w` and `labels`
+/// (`0..classes`) with the wedge-sum `floor`; also the class sizes.
+#[pyfunction]
+fn mco_class_means<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f32>,
+    w: PyReadonlyArray2<'py, f32>,
+    labels: Vec<usize>,
+    classes: usize,
+    floor: f64,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<usize>)> {
+    let (f, w) = (f.as_array(), w.as_array());
+    let (means, counts) = py
+        .detach(|| mco::class_means(f, w, &labels, classes, floor))
+        .map_err(err)?;
+    Ok((means.into_pyarray(py), counts))
+}
+
+/// MCO scores `(N, K)` of every particle against every class average, inside its wedge.
+#[pyfunction]
+fn mco_scores<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f32>,
+    w: PyReadonlyArray2<'py, f32>,
+    herm: PyReadonlyArray1<'py, f32>,
+    means: PyReadonlyArray2<'py, f32>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let (f, w, means) = (f.as_array(), w.as_array(), means.as_array());
+    let herm = herm.as_array().to_vec();
+    let out = py.detach(|| mco::scores(f, w, &herm, means)).map_err(err)?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Uniform numbers in `[0, 1)` for indices `0..n` of the counter stream `(seed, round)`.
+#[pyfunction]
+fn counter_uniform(py: Python<'_>, seed: u64, round: u64, n: u64) -> Bound<'_, PyArray1<f64>> {
+    let values: Vec<f64> = (0..n).map(|i| mco::uniform(seed, round, i)).collect();
+    values.into_pyarray(py)
+}
+
 /// A float32 matrix as comma-separated text (bytes), one line per row; threaded.
 #[pyfunction]
 fn format_csv<'py>(py: Python<'py>, rows: PyReadonlyArray2<'py, f32>) -> Bound<'py, PyBytes> {
@@ -447,5 +488,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ccc_tiles, m)?)?;
     m.add_function(wrap_pyfunction!(real_ccc_tiles, m)?)?;
     m.add_function(wrap_pyfunction!(format_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(mco_class_means, m)?)?;
+    m.add_function(wrap_pyfunction!(mco_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(counter_uniform, m)?)?;
     Ok(())
 }

@@ -12,5 +12,6 @@ pub mod features;
 pub mod fft;
 pub mod fourier;
 pub mod interp;
+pub mod mco;
 pub mod rotation;
 pub mod wedge;

@@ -1,0 +1,121 @@
+"""MCO-EXMX: scores against the SPEC formula, recovery of classes, empty-class policy, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tomoclass import TomoclassError, _core
+from tomoclass.cli import main
+from tomoclass.features import ParticleStack
+from tomoclass.mask import spherical_mask
+from tomoclass.mco import exmx_iterations, mco_exmx, random_labels, reseed_empty
+from tomoclass.metrics import adjusted_rand_index
+from tomoclass.simulate import SimulationConfig, simulate_particles
+
+
+def stack_of(sim) -> ParticleStack:
+    rotations = np.stack([r.matrix() for r in sim.rotations])
+    return ParticleStack(sim.volumes, rotations, sim.shifts, [sim.wedges[t] for t in sim.tomograms])
+
+
+def random_features(n: int = 9, m: int = 40, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    f = rng.standard_normal((n, 2 * m)).astype(np.float32)
+    w = (rng.uniform(size=(n, m)) > 0.3).astype(np.float32)
+    w[0, :5] = 0.5  # soft wedge values too
+    herm = np.where(np.arange(m) % 7 == 0, 1.0, 2.0).astype(np.float32)
+    return f, w, herm
+
+
+def test_class_means_and_scores_match_the_spec_formula():
+    f, w, herm = random_features()
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 0, 1])
+    m = w.shape[1]
+    means, counts = _core.mco_class_means(f, w, labels.tolist(), 3, 0.05)
+    assert counts == [4, 3, 2]
+    fc = f[:, :m].astype(np.float64) + 1j * f[:, m:]
+    for k in range(3):
+        members = labels == k
+        wsum = w[members].sum(0)
+        want = (w[members] * fc[members]).sum(0) / np.maximum(wsum, 0.05 * members.sum())
+        np.testing.assert_allclose(means[k, :m] + 1j * means[k, m:], want, atol=1e-5)
+    scores = _core.mco_scores(f, w, herm, means)
+    a = means[:, :m].astype(np.float64) + 1j * means[:, m:]
+    for i in range(len(f)):
+        for k in range(3):
+            hw = herm * w[i]
+            num = np.sum(hw * np.real(fc[i] * np.conj(a[k])))
+            den = np.sqrt(np.sum(hw * np.abs(fc[i]) ** 2) * np.sum(hw * np.abs(a[k]) ** 2))
+            assert abs(scores[i, k] - num / den) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def two_classes():
+    """300 particles, 2 classes, box 32, SNR 0.1, the simulator's four tilt ranges."""
+    sim = simulate_particles(
+        SimulationConfig(n_particles=300, n_classes=2, box=32, snr=0.1, seed=1)
+    )
+    return sim, stack_of(sim)
+
+
+def test_exmx_from_a_random_start_recovers_two_classes(two_classes):
+    sim, stack = two_classes
+    result = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=20, seed=0)
+    assert adjusted_rand_index(sim.labels, result.labels) >= 0.9
+    assert result.trace[-1]["fraction_changed"] <= 0.05
+    first, last = result.trace[0]["total_score"], result.trace[-1]["total_score"]
+    assert last > first
+
+
+def test_same_seed_same_labels_other_seed_other_start(two_classes):
+    _, stack = two_classes
+    a = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=2, seed=5)
+    b = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=2, seed=5)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.trace == b.trace
+    assert not np.array_equal(random_labels(300, 2, 5), random_labels(300, 2, 6))
+
+
+def test_an_emptied_class_is_reseeded_with_the_worst_of_the_largest():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([[0.9, 0], [0.1, 0], [0.5, 0], [0.2, 0], [0, 1], [0, 1]], np.float32)
+    out = reseed_empty(labels, np.c_[scores, np.zeros(6)], 3)
+    np.testing.assert_array_equal(out, [0, 2, 0, 2, 1, 1])
+
+
+def test_allow_collapse_keeps_empty_classes_empty():
+    f, w, herm = random_features(n=12, seed=3)
+    f[:, :] = f[0]  # identical particles: everything goes to one class
+    kept = exmx_iterations(f, w, herm, np.arange(12) % 3, 3, 3, 0.0, allow_collapse=True)
+    reseeded = exmx_iterations(f, w, herm, np.arange(12) % 3, 3, 3, 0.0)
+    assert np.bincount(kept.labels, minlength=3).min() == 0
+    assert np.bincount(reseeded.labels, minlength=3).min() > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"nclass": 1}, "classes"), ({"nclass": 301}, "classes"), ({"end_threshold": 1.5}, "end")],
+)
+def test_impossible_parameters(two_classes, kwargs, message):
+    args = {"nclass": 2, **kwargs}
+    with pytest.raises(TomoclassError, match=message):
+        mco_exmx(two_classes[1], spherical_mask(32), args.pop("nclass"), 8, **args)
+
+
+def test_cli_writes_pytoms_outputs(tmp_path, capsys):
+    data = tmp_path / "sim"
+    assert (
+        main(["simulate", str(data), "-n", "60", "--box", "24", "--snr", "1", "--seed", "3"]) == 0
+    )
+    out = tmp_path / "mco"
+    args = ["mco-exmx", "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "2"]
+    assert main([*args, "-d", str(out), "--highest-frequency", "6", "--seed", "1"]) == 0
+    for name in ("classifiedParticles.xml", "class_0.em", "class_1_wedgesum.em", "run.json"):
+        assert (out / name).exists(), name
+    run = json.loads((out / "run.json").read_text())
+    assert (out / f"iteration_{len(run['trace'])}" / "classifiedParticles.xml").exists()
+    assert main([*args, "-d", str(out)]) == 2  # never overwrites an earlier result
+    assert "not empty" in capsys.readouterr().err
