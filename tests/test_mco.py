@@ -119,3 +119,51 @@ def test_cli_writes_pytoms_outputs(tmp_path, capsys):
     assert (out / f"iteration_{len(run['trace'])}" / "classifiedParticles.xml").exists()
     assert main([*args, "-d", str(out)]) == 2  # never overwrites an earlier result
     assert "not empty" in capsys.readouterr().err
+
+
+def test_annealing_reaches_at_least_the_exmx_score_from_the_same_start():
+    """4 classes, SNR 0.3: EXMX alone stops in a local optimum from this start."""
+    from tomoclass.features import make_band, spectral_features
+    from tomoclass.mco import ac_rounds, random_labels, total_score
+
+    sim = simulate_particles(
+        SimulationConfig(n_particles=200, n_classes=4, box=24, snr=0.3, seed=1)
+    )
+    band = make_band(24, 6)
+    feats = spectral_features(stack_of(sim), spherical_mask(24), band)
+    f, w, herm = np.asarray(feats.f), np.asarray(feats.w), band.herm
+    start = random_labels(200, 4, 0)
+    exmx = exmx_iterations(f, w, herm, start, 4, 50, 0.0)
+    ac, swaps = ac_rounds(f, w, herm, start, 4, 2.0, 0.2, local_search=1, seed=0)
+    assert total_score(f, w, herm, ac.labels, 4) >= total_score(f, w, herm, exmx.labels, 4) - 1e-6
+    assert len(swaps) > 0 and len(ac.trace) == 11  # 10 rounds, then the final descent
+    assert adjusted_rand_index(sim.labels, ac.labels) >= adjusted_rand_index(
+        sim.labels, exmx.labels
+    )
+    again, _ = ac_rounds(f, w, herm, start, 4, 2.0, 0.2, local_search=1, seed=0)
+    np.testing.assert_array_equal(again.labels, ac.labels)
+
+
+@pytest.mark.parametrize(
+    ("start", "step", "options"),
+    [(-1.0, 0.1, {}), (1.0, 0.0, {}), (1.0, -0.1, {}), (1.0, 0.1, {"criterion": "greedy"})],
+)
+def test_annealing_parameters_are_checked(start, step, options):
+    from tomoclass.mco import ac_rounds
+
+    f, w, herm = random_features()
+    with pytest.raises(TomoclassError):
+        ac_rounds(f, w, herm, np.arange(9) % 2, 2, start, step, **options)
+
+
+def test_cli_mco_ac_writes_rounds_and_swaps(tmp_path):
+    data = tmp_path / "sim"
+    assert main(["simulate", str(data), "-n", "60", "--box", "24", "--snr", "1"]) == 0
+    out = tmp_path / "ac"
+    args = ["mco-ac", "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "2"]
+    args += ["--start-temperature", "1", "--annealing-step", "0.5", "--highest-frequency", "6"]
+    assert main([*args, "-d", str(out)]) == 0
+    assert (out / "round_1" / "classifiedParticles.xml").exists()
+    assert (out / "swaps.csv").read_text().startswith("round,particle,from,to,score_lost")
+    trace = json.loads((out / "run.json").read_text())["trace"]
+    assert [entry["round"] for entry in trace] == [1, 2, "final"]

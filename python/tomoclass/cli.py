@@ -412,40 +412,54 @@ def _add_select_split(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_split)
 
 
-def _run_mco_exmx(args: argparse.Namespace) -> None:
+def _run_mco(args: argparse.Namespace) -> None:
+    """mco-exmx and mco-ac: run into a new folder, saving every iteration or round."""
     import json
     import time
 
     from tomoclass import __version__
     from tomoclass.average import class_averages, write_averages
     from tomoclass.io import read_particle_list, write_particle_list
-    from tomoclass.mco import mco_exmx
+    from tomoclass.mco import mco_ac, mco_exmx
 
     started = time.perf_counter()
     plist = read_particle_list(args.particles)
-    folder = args.destination
+    annealing = args.command == "mco-ac"
+    step_name = "round" if annealing else "iteration"
 
     def build(work: Path) -> None:
-        def save_iteration(entry: dict, labels) -> None:
-            step = work / f"iteration_{entry['iteration']}"
-            step.mkdir()
-            write_particle_list(
-                plist.with_classes(labels.tolist()), step / "classifiedParticles.xml"
-            )
-            print(f"iteration {entry['iteration']}: {entry['changes']} changed "
-                  f"({entry['fraction_changed']:.1%}), occupancy {entry['occupancy']}")  # fmt: skip
+        def save_step(entry: dict, labels) -> None:
+            folder = work / f"{step_name}_{entry[step_name]}"
+            folder.mkdir()
+            labelled = plist.with_classes(labels.tolist())
+            write_particle_list(labelled, folder / "classifiedParticles.xml")
+            extra = f", T {entry['temperature']:.3g}" if annealing else ""
+            print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
+                  f"occupancy {entry['occupancy']}")  # fmt: skip
 
-        result = mco_exmx(
-            plist, args.mask, args.classes, args.highest_frequency, args.binning,
-            lowest=args.lowest_frequency, iterations=args.iterations,
-            end_threshold=args.end_threshold, seed=args.seed,
-            allow_collapse=args.allow_class_collapse, on_iteration=save_iteration,
-        )  # fmt: skip
+        common = {"lowest": args.lowest_frequency, "seed": args.seed,
+                  "end_threshold": args.end_threshold,
+                  "allow_collapse": args.allow_class_collapse}  # fmt: skip
+        if annealing:
+            result, swaps = mco_ac(
+                plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
+                args.highest_frequency, args.binning, on_round=save_step,
+                local_search=args.local_search_increment, temperature=args.temperature,
+                criterion=args.criterion, **common,
+            )  # fmt: skip
+            lines = ["round,particle,from,to,score_lost\n"]
+            lines += [f"{r},{i},{a},{b},{loss:.6g}\n" for r, i, a, b, loss in swaps]
+            (work / "swaps.csv").write_text("".join(lines))
+        else:
+            result = mco_exmx(
+                plist, args.mask, args.classes, args.highest_frequency, args.binning,
+                iterations=args.iterations, on_iteration=save_step, **common,
+            )  # fmt: skip
         classified = plist.with_classes(result.labels.tolist())
         write_particle_list(classified, work / "classifiedParticles.xml")
         write_averages(class_averages(classified, binning=args.binning), work / "class")
         run = {
-            "command": "mco-exmx",
+            "command": args.command,
             "parameters": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "run"},
             "versions": {"tomoclass": __version__},
@@ -454,25 +468,14 @@ def _run_mco_exmx(args: argparse.Namespace) -> None:
         }  # fmt: skip
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
-    _publish_folder(build, folder)
-    print(f"wrote {folder}/classifiedParticles.xml, class_<k>.em, iteration_<i>/ and run.json")
+    _publish_folder(build, args.destination)
+    extra = "swaps.csv, " if annealing else ""
+    print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
+          f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
 
 
-def _add_mco_exmx(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "mco-exmx",
-        help="classify by multiple correlation optimisation (expectation maximisation)",
-        formatter_class=_Formatter,
-        description=(
-            "MCO-EXMX: iterate class averages (in the particles' own wedges) and reassignment\n"
-            "of every particle to its best-correlating class, until at most END_THRESHOLD of\n"
-            "the particles change class. Starts from the list's classes, or at random (seeded)\n"
-            "when the list has at most one. Writes DIR/classifiedParticles.xml, class_<k>.em,\n"
-            "iteration_<i>/classifiedParticles.xml and run.json with the per-iteration trace.\n\n"
-            "example:\n  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco "
-            "--highest-frequency 8"
-        ),
-    )
+def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str) -> None:
+    p = sub.add_parser(name, help=summary, formatter_class=_Formatter, description=text)
     p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
     p.add_argument("-m", "--mask", type=Path, required=True, help="real-space mask volume")
     p.add_argument("-c", "--classes", type=int, required=True, help="number of classes")
@@ -485,14 +488,47 @@ def _add_mco_exmx(sub: argparse._SubParsersAction) -> None:
         help="Fourier voxels of the binned box (below 1: fraction of it)",
     )
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
-    p.add_argument("-n", "--iterations", type=int, default=10, help="most iterations")
+    p.add_argument("-n", "--iterations", type=int, default=10, help="most EXMX iterations")
     p.add_argument("-t", "--end-threshold", type=float, default=0.05,
                    help="stop when at most this fraction of particles changed class")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed of the start")
+    p.add_argument("--seed", type=int, default=0, help="random seed (start and annealing)")
     p.add_argument("--allow-class-collapse", action="store_true",
                    help="let classes empty instead of re-seeding them")  # fmt: skip
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
-    p.set_defaults(run=_run_mco_exmx)
+    if name == "mco-ac":
+        p.add_argument("--start-temperature", type=float, required=True,
+                       help="first temperature (x score spread for sigma)")  # fmt: skip
+        p.add_argument("--annealing-step", type=float, required=True,
+                       help="temperature drop per round")  # fmt: skip
+        p.add_argument("--local-search-increment", type=int, default=5,
+                       help="EXMX iterations per round")  # fmt: skip
+        p.add_argument("--temperature", choices=("sigma", "annealing"), default="sigma",
+                       help="sigma: T x std of all scores; annealing: T as is")  # fmt: skip
+        p.add_argument("--criterion", choices=("metropolis", "threshold"), default="metropolis",
+                       help="acceptance of a jump to a worse class")  # fmt: skip
+    p.set_defaults(run=_run_mco)
+
+
+def _add_mco_commands(sub: argparse._SubParsersAction) -> None:
+    _add_mco(sub, "mco-exmx", "classify by multiple correlation optimisation (EXMX)", (
+        "MCO-EXMX: iterate class averages (in the particles' own wedges) and reassignment\n"
+        "of every particle to its best-correlating class, until at most END_THRESHOLD of\n"
+        "the particles change class. Starts from the list's classes, or at random (seeded)\n"
+        "when the list has at most one. Writes DIR/classifiedParticles.xml, class_<k>.em,\n"
+        "iteration_<i>/classifiedParticles.xml and run.json with the per-iteration trace.\n\n"
+        "example:\n  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco "
+        "--highest-frequency 8"
+    ))  # fmt: skip
+    _add_mco(sub, "mco-ac", "classify by MCO with simulated annealing (AC)", (
+        "MCO-AC: rounds of EXMX (LOCAL_SEARCH_INCREMENT iterations each) followed by an\n"
+        "annealed reassignment: every particle proposes a random other class and moves if\n"
+        "the criterion accepts the score it loses at the current temperature; the\n"
+        "temperature drops by ANNEALING_STEP per round until it reaches 0, then EXMX runs\n"
+        "to convergence. The best assignment by total score is kept. Writes\n"
+        "classifiedParticles.xml, class_<k>.em, round_<r>/, swaps.csv and run.json.\n\n"
+        "example:\n  tomoclass mco-ac -p particles.xml -m mask.em -c 4 -d ac "
+        "--highest-frequency 8 --start-temperature 2 --annealing-step 0.2"
+    ))  # fmt: skip
 
 
 def _run_demo(args: argparse.Namespace) -> None:
@@ -630,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_ccc(sub)
     _add_cpca(sub)
-    _add_mco_exmx(sub)
+    _add_mco_commands(sub)
     _add_average(sub)
     _add_select_split(sub)
     _add_convert(sub)

@@ -129,21 +129,132 @@ def mco_exmx(
     fractions of it); ``end_threshold``: stop when at most this fraction changed class.
     ``on_iteration(entry, labels)`` is called after each iteration.
     """
-    n = len(particles)
-    if not 2 <= nclass <= n:
-        raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
     if not 0 <= end_threshold <= 1:
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
+    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest)
+    labels = start_labels(particles, nclass, seed)
+    return exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
+                           allow_collapse, on_iteration=on_iteration)  # fmt: skip
+
+
+def _features_for(particles, mask, nclass, highest, binning, lowest):
+    """Checked parameters, then the features ``(f, w, herm)`` of all particles."""
+    n = len(particles)
+    if not 2 <= nclass <= n:
+        raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
     box = box_size(particles)
     if binning < 1 or box % binning:
         raise TomoclassError(f"binning {binning} does not divide the box size {box}")
     mask = load_mask(mask, box, binning)
     band = make_band(box // binning, highest, lowest)
     feats = spectral_features(particles, mask, band, binning)
+    return np.asarray(feats.f), np.asarray(feats.w), band.herm
+
+
+TEMPERATURES = ("sigma", "annealing")
+CRITERIA = ("metropolis", "threshold")
+FINAL_ITERATIONS = 100
+"""Most EXMX iterations of the final descent at temperature 0."""
+
+
+def total_score(f: np.ndarray, w: np.ndarray, herm: np.ndarray, labels, nclass: int) -> float:
+    """Σ of every particle's score against the average of its own class (that assignment's)."""
+    means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
+    scores = _core.mco_scores(f, w, herm, means)
+    return float(scores[np.arange(len(scores)), labels].sum())
+
+
+def ac_rounds(
+    f: np.ndarray,
+    w: np.ndarray,
+    herm: np.ndarray,
+    labels: np.ndarray,
+    nclass: int,
+    start_temperature: float,
+    step: float,
+    *,
+    local_search: int = 5,
+    temperature: str = "sigma",
+    criterion: str = "metropolis",
+    end_threshold: float = 0.05,
+    seed: int = 0,
+    allow_collapse: bool = False,
+    on_round=None,
+) -> tuple[MCOResult, list[tuple]]:
+    """MCO-AC: rounds of EXMX (``local_search`` iterations) and an annealed reassignment at
+    a temperature that drops by ``step`` per round until it is ≤ 0, then EXMX at T = 0 to
+    convergence. The best assignment by total score is kept. Returns the result (its trace
+    holds one entry per round, then the final descent) and the accepted jumps
+    ``(round, particle, from, to, score lost)``."""
+    if start_temperature < 0 or step <= 0:
+        raise TomoclassError(
+            f"start temperature must be >= 0 and the annealing step > 0, got "
+            f"{start_temperature} and {step}"
+        )
+    if temperature not in TEMPERATURES or criterion not in CRITERIA:
+        raise TomoclassError(
+            f"temperature must be one of {TEMPERATURES} and criterion one of {CRITERIA}"
+        )
+    if local_search < 1:
+        raise TomoclassError(f"local search increment must be >= 1, got {local_search}")
+    trace, swaps = [], []
+    best_labels, best_total = None, -np.inf
+    current = np.asarray(labels, dtype=int)
+    rounds = int(np.ceil(start_temperature / step - 1e-9))  # T_r = T − (r − 1)·step > 0
+    for round_ in range(1, rounds + 1):
+        t = start_temperature - (round_ - 1) * step
+        local = exmx_iterations(f, w, herm, current, nclass, local_search, end_threshold,
+                                allow_collapse)  # fmt: skip
+        current = local.labels
+        total = total_score(f, w, herm, current, nclass)
+        if total > best_total:
+            best_labels, best_total = current.copy(), total
+        means, _ = _core.mco_class_means(f, w, current.tolist(), nclass, FLOOR)
+        scores = _core.mco_scores(f, w, herm, means)
+        t_eff = t * float(scores.std()) if temperature == "sigma" else t
+        moved, jumps = _core.mco_anneal(scores, current.tolist(), t_eff, criterion, seed, round_)
+        moved = np.asarray(moved)
+        if not allow_collapse:
+            moved = reseed_empty(moved, scores, nclass)
+        swaps += [(round_, *jump) for jump in jumps]
+        trace.append({
+            "round": round_, "temperature": t, "effective_temperature": t_eff,
+            "total_score": total, "changes": int((moved != current).sum()),
+            "occupancy": np.bincount(moved, minlength=nclass).tolist(),
+        })  # fmt: skip
+        if on_round is not None:
+            on_round(trace[-1], moved)
+        current = moved
+    final = exmx_iterations(f, w, herm, current, nclass, FINAL_ITERATIONS, end_threshold,
+                            allow_collapse)  # fmt: skip
+    total = total_score(f, w, herm, final.labels, nclass)
+    trace.append({"round": "final", "temperature": 0.0, "total_score": total,
+                  "iterations": len(final.trace)})  # fmt: skip
+    if total >= best_total:
+        best_labels, best_total = final.labels, total
+    return MCOResult(best_labels, final.scores, trace), swaps
+
+
+def mco_ac(
+    particles: Particles,
+    mask: str | os.PathLike | np.ndarray,
+    nclass: int,
+    start_temperature: float,
+    step: float,
+    highest: float = 0.25,
+    binning: int = 1,
+    *,
+    lowest: float = 0.0,
+    seed: int = 0,
+    on_round=None,
+    **options,
+) -> tuple[MCOResult, list[tuple]]:
+    """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
+    ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
+    ``end_threshold``, ``allow_collapse``)."""
+    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest)
     labels = start_labels(particles, nclass, seed)
-    return exmx_iterations(
-        np.asarray(feats.f), np.asarray(feats.w), band.herm, labels, nclass, iterations,
-        end_threshold, allow_collapse, on_iteration=on_iteration,
-    )  # fmt: skip
+    return ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
+                     on_round=on_round, **options)  # fmt: skip

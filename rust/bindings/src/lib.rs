@@ -456,6 +456,41 @@ fn mco_scores<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// An accepted jump as Python sees it: `(particle, from, to, loss)`.
+type JumpTuple = (usize, usize, usize, f32);
+
+/// Annealed reassignment of `round` (see `tomoclass_core::mco::anneal`): new labels and the
+/// accepted jumps as `(particle, from, to, loss)`.
+#[pyfunction]
+fn mco_anneal<'py>(
+    py: Python<'py>,
+    scores: PyReadonlyArray2<'py, f32>,
+    labels: Vec<usize>,
+    temperature: f64,
+    criterion: &str,
+    seed: u64,
+    round: u64,
+) -> PyResult<(Vec<usize>, Vec<JumpTuple>)> {
+    let criterion = match criterion {
+        "metropolis" => mco::Criterion::Metropolis,
+        "threshold" => mco::Criterion::Threshold,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "criterion must be metropolis or threshold, got {other:?}"
+            )))
+        }
+    };
+    let s = scores.as_array();
+    let (new, jumps) = py
+        .detach(|| mco::anneal(s, &labels, temperature, criterion, seed, round))
+        .map_err(err)?;
+    let jumps = jumps
+        .into_iter()
+        .map(|j| (j.particle, j.from, j.to, j.loss))
+        .collect();
+    Ok((new, jumps))
+}
+
 /// Uniform numbers in `[0, 1)` for indices `0..n` of the counter stream `(seed, round)`.
 #[pyfunction]
 fn counter_uniform(py: Python<'_>, seed: u64, round: u64, n: u64) -> Bound<'_, PyArray1<f64>> {
@@ -491,5 +526,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mco_class_means, m)?)?;
     m.add_function(wrap_pyfunction!(mco_scores, m)?)?;
     m.add_function(wrap_pyfunction!(counter_uniform, m)?)?;
+    m.add_function(wrap_pyfunction!(mco_anneal, m)?)?;
     Ok(())
 }

@@ -140,6 +140,85 @@ pub fn scores(
     Ok(numerator)
 }
 
+/// How an annealed jump to a worse class is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criterion {
+    /// With probability `exp(−(s_current − s_k) / T)`.
+    Metropolis,
+    /// When `s_current − s_k < T`.
+    Threshold,
+}
+
+/// One accepted annealed jump: particle, from class, to class, and the score given up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Jump {
+    pub particle: usize,
+    pub from: usize,
+    pub to: usize,
+    pub loss: f32,
+}
+
+/// Annealed reassignment of round `round`: every particle proposes a random other class
+/// (counter stream `(seed, 2·round + 1, particle)`) and moves there if `criterion` accepts
+/// the loss at temperature `temperature` (acceptance draws from `(seed, 2·round + 2, …)`).
+/// Returns the new labels and the accepted jumps in particle order.
+pub fn anneal(
+    scores: ArrayView2<f32>,
+    labels: &[usize],
+    temperature: f64,
+    criterion: Criterion,
+    seed: u64,
+    round: u64,
+) -> Result<(Vec<usize>, Vec<Jump>)> {
+    let (n, classes) = scores.dim();
+    ensure(
+        labels.len() == n && labels.iter().all(|&l| l < classes),
+        || {
+            format!(
+                "{} labels for scores of shape {:?}",
+                labels.len(),
+                scores.shape()
+            )
+        },
+    )?;
+    ensure(classes >= 2 && temperature >= 0.0, || {
+        format!(
+            "annealing needs ≥ 2 classes and a temperature ≥ 0, got {classes} and {temperature}"
+        )
+    })?;
+    let jumps: Vec<Option<Jump>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let from = labels[i];
+            let draw = uniform(seed, 2 * round + 1, i as u64) * (classes - 1) as f64;
+            let pick = (draw as usize).min(classes - 2);
+            let to = if pick >= from { pick + 1 } else { pick };
+            let loss = scores[[i, from]] - scores[[i, to]];
+            let accept = match criterion {
+                Criterion::Threshold => (loss as f64) < temperature,
+                Criterion::Metropolis => {
+                    loss <= 0.0
+                        || (temperature > 0.0
+                            && uniform(seed, 2 * round + 2, i as u64)
+                                < (-(loss as f64) / temperature).exp())
+                }
+            };
+            accept.then_some(Jump {
+                particle: i,
+                from,
+                to,
+                loss,
+            })
+        })
+        .collect();
+    let mut new = labels.to_vec();
+    let accepted: Vec<Jump> = jumps.into_iter().flatten().collect();
+    for j in &accepted {
+        new[j.particle] = j.to;
+    }
+    Ok((new, accepted))
+}
+
 /// A uniform number in `[0, 1)` from the counter `(seed, round, index)` (SplitMix64 mixing):
 /// the same value whatever the thread or rank that asks for it.
 pub fn uniform(seed: u64, round: u64, index: u64) -> f64 {
@@ -171,6 +250,21 @@ mod tests {
         let s = scores(f.view(), w.view(), &herm, means.view()).unwrap();
         assert!((s[[0, 0]] - 1.0).abs() < 1e-5);
         assert!(s[[0, 1]] < 0.9);
+    }
+
+    #[test]
+    fn annealing_at_zero_threshold_keeps_better_assignments_and_proposes_other_classes() {
+        let scores = ndarray::array![[0.9f32, 0.1, 0.2], [0.1, 0.8, 0.3], [0.5, 0.5, 0.5]];
+        let (same, jumps) =
+            anneal(scores.view(), &[0, 1, 2], 0.0, Criterion::Threshold, 3, 1).unwrap();
+        assert_eq!(&same[..2], &[0, 1]);
+        assert!(jumps
+            .iter()
+            .all(|j| j.to != j.from && j.loss < 0.0 + f32::EPSILON));
+        let (hot, jumps) =
+            anneal(scores.view(), &[0, 1, 2], 10.0, Criterion::Threshold, 3, 1).unwrap();
+        assert!(hot.iter().zip([0, 1, 2]).all(|(&a, b)| a != b));
+        assert_eq!(jumps.len(), 3);
     }
 
     #[test]
