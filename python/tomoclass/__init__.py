@@ -24,6 +24,7 @@ from tomoclass.io import (
     write_volume,
 )
 from tomoclass.mask import spherical_mask
+from tomoclass.mco import mco_ac, mco_exmx
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 from tomoclass.transform import align, forward
@@ -59,6 +60,8 @@ __all__ = [
     "cpca",
     "forward",
     "irfftn",
+    "mco_ac",
+    "mco_exmx",
     "read_particle_list",
     "read_volume",
     "rfftn",
