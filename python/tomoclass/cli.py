@@ -413,7 +413,8 @@ def _add_select_split(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_mco(args: argparse.Namespace) -> None:
-    """mco-exmx and mco-ac: run into a new folder, saving every iteration or round."""
+    """mco-exmx and mco-ac: run (on every MPI rank), then rank 0 writes a new folder with
+    every iteration or round."""
     import json
     import time
 
@@ -421,47 +422,60 @@ def _run_mco(args: argparse.Namespace) -> None:
     from tomoclass.average import class_averages, write_averages
     from tomoclass.io import read_particle_list, write_particle_list
     from tomoclass.mco import mco_ac, mco_exmx
+    from tomoclass.parallel import world
 
+    comm = world()
     started = time.perf_counter()
     plist = read_particle_list(args.particles)
     annealing = args.command == "mco-ac"
     step_name = "round" if annealing else "iteration"
+    steps = []
 
-    def build(work: Path) -> None:
-        def save_step(entry: dict, labels) -> None:
-            folder = work / f"{step_name}_{entry[step_name]}"
-            folder.mkdir()
-            labelled = plist.with_classes(labels.tolist())
-            write_particle_list(labelled, folder / "classifiedParticles.xml")
+    def keep_step(entry: dict, labels) -> None:
+        steps.append((entry[step_name], labels.copy()))
+        if comm.rank == 0:
             extra = f", T {entry['temperature']:.3g}" if annealing else ""
             print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
                   f"occupancy {entry['occupancy']}")  # fmt: skip
 
-        common = {"lowest": args.lowest_frequency, "seed": args.seed,
-                  "end_threshold": args.end_threshold,
-                  "allow_collapse": args.allow_class_collapse}  # fmt: skip
-        if annealing:
-            result, swaps = mco_ac(
-                plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
-                args.highest_frequency, args.binning, on_round=save_step,
-                local_search=args.local_search_increment, temperature=args.temperature,
-                criterion=args.criterion, **common,
-            )  # fmt: skip
+    common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
+              "end_threshold": args.end_threshold,
+              "allow_collapse": args.allow_class_collapse}  # fmt: skip
+    swaps = None
+    if annealing:
+        result, swaps = mco_ac(
+            plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
+            args.highest_frequency, args.binning, on_round=keep_step,
+            local_search=args.local_search_increment, temperature=args.temperature,
+            criterion=args.criterion, **common,
+        )  # fmt: skip
+    else:
+        result = mco_exmx(
+            plist, args.mask, args.classes, args.highest_frequency, args.binning,
+            iterations=args.iterations, on_iteration=keep_step, **common,
+        )  # fmt: skip
+    classified = plist.with_classes(result.labels.tolist())
+    averages = class_averages(classified, binning=args.binning, comm=comm)
+    if comm.rank != 0:
+        return
+
+    def build(work: Path) -> None:
+        for number, labels in steps:
+            folder = work / f"{step_name}_{number}"
+            folder.mkdir()
+            write_particle_list(plist.with_classes(labels.tolist()),
+                                folder / "classifiedParticles.xml")  # fmt: skip
+        if swaps is not None:
             lines = ["round,particle,from,to,score_lost\n"]
             lines += [f"{r},{i},{a},{b},{loss:.6g}\n" for r, i, a, b, loss in swaps]
             (work / "swaps.csv").write_text("".join(lines))
-        else:
-            result = mco_exmx(
-                plist, args.mask, args.classes, args.highest_frequency, args.binning,
-                iterations=args.iterations, on_iteration=save_step, **common,
-            )  # fmt: skip
-        classified = plist.with_classes(result.labels.tolist())
         write_particle_list(classified, work / "classifiedParticles.xml")
-        write_averages(class_averages(classified, binning=args.binning), work / "class")
+        write_averages(averages, work / "class")
         run = {
             "command": args.command,
             "parameters": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "run"},
+            "ranks": comm.size,
             "versions": {"tomoclass": __version__},
             "trace": result.trace,
             "timings": {"total_seconds": time.perf_counter() - started},

@@ -21,8 +21,21 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.features import Particles, ParticleStack, box_size, make_band, spectral_features
 from tomoclass.mask import load_mask
+from tomoclass.parallel import Serial, allgather_rows, share
 
 FLOOR = 0.05
+
+
+def class_scores(f, w, herm, labels, nclass: int, comm=None) -> np.ndarray:
+    """Scores ``(N, nclass)`` of every particle against the class averages of ``labels``.
+
+    Under MPI every rank scores its share of the particles and all ranks receive all rows;
+    a row does not depend on how the particles are shared, so neither does the result.
+    """
+    comm = comm or Serial()
+    means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
+    start, stop = share(comm, comm.rank, len(f))
+    return allgather_rows(comm, _core.mco_scores(f[start:stop], w[start:stop], herm, means))
 
 
 @dataclass
@@ -80,16 +93,15 @@ def exmx_iterations(
     iterations: int,
     end_threshold: float,
     allow_collapse: bool = False,
-    floor: float = FLOOR,
     on_iteration=None,
+    comm=None,
 ) -> MCOResult:
     """EXMX from ``labels`` on features ``f`` ``(N, 2M)``, wedges ``w`` ``(N, M)``."""
     labels = np.asarray(labels, dtype=int)
     trace = []
     scores = np.zeros((len(labels), nclass), np.float32)
     for iteration in range(1, iterations + 1):
-        means, _ = _core.mco_class_means(f, w, labels.tolist(), nclass, floor)
-        scores = _core.mco_scores(f, w, herm, means)
+        scores = class_scores(f, w, herm, labels, nclass, comm)
         new = scores.argmax(axis=1)
         if not allow_collapse:
             new = reseed_empty(new, scores, nclass)
@@ -122,6 +134,7 @@ def mco_exmx(
     seed: int = 0,
     allow_collapse: bool = False,
     on_iteration=None,
+    comm=None,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -133,14 +146,16 @@ def mco_exmx(
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
-    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest)
+    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest, comm)
     labels = start_labels(particles, nclass, seed)
     return exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
-                           allow_collapse, on_iteration=on_iteration)  # fmt: skip
+                           allow_collapse, on_iteration=on_iteration, comm=comm)  # fmt: skip
 
 
-def _features_for(particles, mask, nclass, highest, binning, lowest):
-    """Checked parameters, then the features ``(f, w, herm)`` of all particles."""
+def _features_for(particles, mask, nclass, highest, binning, lowest, comm):
+    """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
+    each rank computes its share and all ranks receive all)."""
+    comm = comm or Serial()
     n = len(particles)
     if not 2 <= nclass <= n:
         raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
@@ -149,8 +164,10 @@ def _features_for(particles, mask, nclass, highest, binning, lowest):
         raise TomoclassError(f"binning {binning} does not divide the box size {box}")
     mask = load_mask(mask, box, binning)
     band = make_band(box // binning, highest, lowest)
-    feats = spectral_features(particles, mask, band, binning)
-    return np.asarray(feats.f), np.asarray(feats.w), band.herm
+    start, stop = share(comm, comm.rank, n)
+    feats = spectral_features(particles, mask, band, binning, start=start, stop=stop)
+    f = allgather_rows(comm, np.asarray(feats.f))
+    return f, allgather_rows(comm, np.asarray(feats.w)), band.herm
 
 
 TEMPERATURES = ("sigma", "annealing")
@@ -159,10 +176,9 @@ FINAL_ITERATIONS = 100
 """Most EXMX iterations of the final descent at temperature 0."""
 
 
-def total_score(f: np.ndarray, w: np.ndarray, herm: np.ndarray, labels, nclass: int) -> float:
+def total_score(f, w, herm, labels, nclass: int, comm=None) -> float:
     """Σ of every particle's score against the average of its own class (that assignment's)."""
-    means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
-    scores = _core.mco_scores(f, w, herm, means)
+    scores = class_scores(f, w, herm, labels, nclass, comm)
     return float(scores[np.arange(len(scores)), labels].sum())
 
 
@@ -182,6 +198,7 @@ def ac_rounds(
     seed: int = 0,
     allow_collapse: bool = False,
     on_round=None,
+    comm=None,
 ) -> tuple[MCOResult, list[tuple]]:
     """MCO-AC: rounds of EXMX (``local_search`` iterations) and an annealed reassignment at
     a temperature that drops by ``step`` per round until it is ≤ 0, then EXMX at T = 0 to
@@ -206,13 +223,12 @@ def ac_rounds(
     for round_ in range(1, rounds + 1):
         t = start_temperature - (round_ - 1) * step
         local = exmx_iterations(f, w, herm, current, nclass, local_search, end_threshold,
-                                allow_collapse)  # fmt: skip
+                                allow_collapse, comm=comm)  # fmt: skip
         current = local.labels
-        total = total_score(f, w, herm, current, nclass)
+        scores = class_scores(f, w, herm, current, nclass, comm)
+        total = float(scores[np.arange(len(scores)), current].sum())
         if total > best_total:
             best_labels, best_total = current.copy(), total
-        means, _ = _core.mco_class_means(f, w, current.tolist(), nclass, FLOOR)
-        scores = _core.mco_scores(f, w, herm, means)
         t_eff = t * float(scores.std()) if temperature == "sigma" else t
         moved, jumps = _core.mco_anneal(scores, current.tolist(), t_eff, criterion, seed, round_)
         moved = np.asarray(moved)
@@ -228,8 +244,8 @@ def ac_rounds(
             on_round(trace[-1], moved)
         current = moved
     final = exmx_iterations(f, w, herm, current, nclass, FINAL_ITERATIONS, end_threshold,
-                            allow_collapse)  # fmt: skip
-    total = total_score(f, w, herm, final.labels, nclass)
+                            allow_collapse, comm=comm)  # fmt: skip
+    total = total_score(f, w, herm, final.labels, nclass, comm)
     trace.append({"round": "final", "temperature": 0.0, "total_score": total,
                   "iterations": len(final.trace)})  # fmt: skip
     if total >= best_total:
@@ -249,12 +265,13 @@ def mco_ac(
     lowest: float = 0.0,
     seed: int = 0,
     on_round=None,
+    comm=None,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
     ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
     ``end_threshold``, ``allow_collapse``)."""
-    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest)
+    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest, comm)
     labels = start_labels(particles, nclass, seed)
     return ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
-                     on_round=on_round, **options)  # fmt: skip
+                     on_round=on_round, comm=comm, **options)  # fmt: skip
