@@ -167,3 +167,51 @@ def test_cli_mco_ac_writes_rounds_and_swaps(tmp_path):
     assert (out / "swaps.csv").read_text().startswith("round,particle,from,to,score_lost")
     trace = json.loads((out / "run.json").read_text())["trace"]
     assert [entry["round"] for entry in trace] == [1, 2, "final"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "calls"),
+    [("mco-exmx", ["-t", "0"], 2), ("mco-ac", ["--start-temperature", "1", "--annealing-step",
+                                                "0.25", "--local-search-increment", "1"], 5)],
+)  # fmt: skip
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, command, extra,
+                                                         calls):  # fmt: skip
+    import tomoclass.mco as mco_module
+
+    data = tmp_path / "sim"
+    assert main(["simulate", str(data), "-n", "80", "-k", "3", "--box", "16", "--snr", "0.5"]) == 0
+    args = [command, "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "3",
+            "--highest-frequency", "4", *extra]  # fmt: skip
+    assert main([*args, "-d", str(tmp_path / "whole")]) == 0
+    real, count = mco_module.class_scores, [0]
+
+    def dying(*a, **k):
+        count[0] += 1
+        if count[0] > calls:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(mco_module, "class_scores", dying)
+    assert main([*args, "-d", str(tmp_path / "cut")]) == 130
+    assert not (tmp_path / "cut").exists() and (tmp_path / ".cut.checkpoint").exists()
+    monkeypatch.setattr(mco_module, "class_scores", real)
+    assert main([*args, "-d", str(tmp_path / "cut"), "--resume"]) == 0
+    for name in ("classifiedParticles.xml", "class_0.em", "iteration_1" if command == "mco-exmx"
+                 else "swaps.csv"):  # fmt: skip
+        whole, cut = tmp_path / "whole" / name, tmp_path / "cut" / name
+        if whole.is_dir():
+            assert sorted(p.name for p in whole.iterdir()) == sorted(p.name for p in cut.iterdir())
+        else:
+            assert whole.read_bytes() == cut.read_bytes(), name
+    whole_trace = json.loads((tmp_path / "whole" / "run.json").read_text())["trace"]
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["trace"] == whole_trace
+    assert not (tmp_path / ".cut.checkpoint").exists()
+
+
+def test_resume_with_other_parameters_is_refused(tmp_path, capsys):
+    data = tmp_path / "sim"
+    main(["simulate", str(data), "-n", "40", "--box", "16"])
+    args = ["mco-exmx", "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "2",
+            "-d", str(tmp_path / "out"), "--highest-frequency", "4"]  # fmt: skip
+    assert main([*args, "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

@@ -412,6 +412,81 @@ def _add_select_split(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_split)
 
 
+class McoCheckpoint:
+    """The state of an MCO run after each iteration or round, beside its destination
+    (``.DIR.checkpoint``), so that ``--resume`` continues an interrupted run to the same
+    result. Only rank 0 writes; every rank reads."""
+
+    KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
+            "binning", "iterations", "end_threshold", "seed", "allow_class_collapse",
+            "start_temperature", "annealing_step", "local_search_increment", "temperature",
+            "criterion")  # fmt: skip
+
+    def __init__(self, args: argparse.Namespace, comm) -> None:
+        destination = args.destination.absolute()
+        self.folder = destination.parent / f".{destination.name}.checkpoint"
+        self.comm = comm
+        self.params = {k: str(getattr(args, k, None)) for k in self.KEYS}
+        if not args.resume and comm.rank == 0:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def save(self, progress) -> None:
+        import json
+
+        import numpy as np
+
+        from tomoclass.io.files import atomic_output
+
+        if self.comm.rank != 0:
+            return
+        self.folder.mkdir(exist_ok=True)
+        arrays = {"labels": progress.labels, f"step_{progress.step}": progress.labels}
+        if progress.best_labels is not None:
+            arrays["best_labels"] = progress.best_labels
+        for name, values in arrays.items():
+            with atomic_output(self.folder / f"{name}.npy") as tmp, open(tmp, "wb") as handle:
+                np.save(handle, values)
+        state = {"params": self.params, "step": progress.step, "trace": progress.trace,
+                 "best_total": progress.best_total, "swaps": progress.swaps}  # fmt: skip
+        _write_text(self.folder / "state.json", json.dumps(state))
+
+    def load(self):
+        import json
+
+        import numpy as np
+
+        from tomoclass.mco import Progress
+
+        path = self.folder / "state.json"
+        if not path.exists():
+            raise TomoclassError(f"{self.folder}: no checkpoint to resume from")
+        state = json.loads(path.read_text())
+        if state["params"] != self.params:
+            raise TomoclassError(
+                f"{self.folder}: checkpoint of a run with other parameters; run without --resume"
+            )
+        best = self.folder / "best_labels.npy"
+        return Progress(
+            step=state["step"],
+            labels=np.load(self.folder / "labels.npy"),
+            trace=state["trace"],
+            best_labels=np.load(best) if best.exists() else None,
+            best_total=state["best_total"],
+            swaps=[tuple(s) for s in state["swaps"]],
+        )
+
+    def steps(self, progress) -> list:
+        """The labels of every step done before ``progress`` (none for a fresh run)."""
+        import numpy as np
+
+        if progress is None:
+            return []
+        return [(k, np.load(self.folder / f"step_{k}.npy")) for k in range(1, progress.step + 1)]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def _run_mco(args: argparse.Namespace) -> None:
     """mco-exmx and mco-ac: run (on every MPI rank), then rank 0 writes a new folder with
     every iteration or round."""
@@ -429,17 +504,21 @@ def _run_mco(args: argparse.Namespace) -> None:
     plist = read_particle_list(args.particles)
     annealing = args.command == "mco-ac"
     step_name = "round" if annealing else "iteration"
-    steps = []
+    checkpoint = McoCheckpoint(args, comm)
+    resume = checkpoint.load() if args.resume else None
+    steps = checkpoint.steps(resume)
 
-    def keep_step(entry: dict, labels) -> None:
-        steps.append((entry[step_name], labels.copy()))
+    def keep_step(progress) -> None:
+        entry = progress.trace[-1]
+        steps.append((progress.step, progress.labels.copy()))
+        checkpoint.save(progress)
         if comm.rank == 0:
             extra = f", T {entry['temperature']:.3g}" if annealing else ""
             print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
                   f"occupancy {entry['occupancy']}")  # fmt: skip
 
     common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
-              "end_threshold": args.end_threshold,
+              "end_threshold": args.end_threshold, "resume": resume,
               "allow_collapse": args.allow_class_collapse}  # fmt: skip
     swaps = None
     if annealing:
@@ -483,6 +562,7 @@ def _run_mco(args: argparse.Namespace) -> None:
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
     _publish_folder(build, args.destination)
+    checkpoint.remove()
     extra = "swaps.csv, " if annealing else ""
     print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
@@ -509,6 +589,8 @@ def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str
     p.add_argument("--allow-class-collapse", action="store_true",
                    help="let classes empty instead of re-seeding them")  # fmt: skip
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from .DIR.checkpoint")  # fmt: skip
     if name == "mco-ac":
         p.add_argument("--start-temperature", type=float, required=True,
                        help="first temperature (x score spread for sigma)")  # fmt: skip

@@ -40,12 +40,10 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None) -> np.ndarray:
 
 @dataclass
 class MCOResult:
-    """Final labels (``0..nclass−1``), the last scores ``(N, nclass)`` and the per-iteration
-    trace (``iteration``, ``changes``, ``fraction_changed``, ``total_score``,
-    ``occupancy``)."""
+    """Final labels (``0..nclass−1``) and the trace: per iteration (``iteration``,
+    ``changes``, ``fraction_changed``, ``total_score``, ``occupancy``) or per round."""
 
     labels: np.ndarray
-    scores: np.ndarray
     trace: list[dict] = field(default_factory=list)
 
 
@@ -84,6 +82,19 @@ def reseed_empty(labels: np.ndarray, scores: np.ndarray, nclass: int) -> np.ndar
     return labels
 
 
+@dataclass
+class Progress:
+    """Where a run stands after a completed iteration (EXMX) or round (AC): all a checkpoint
+    needs to continue to the same result. ``step`` 0 means nothing done yet."""
+
+    step: int
+    labels: np.ndarray
+    trace: list[dict] = field(default_factory=list)
+    best_labels: np.ndarray | None = None
+    best_total: float = -np.inf
+    swaps: list[tuple] = field(default_factory=list)
+
+
 def exmx_iterations(
     f: np.ndarray,
     w: np.ndarray,
@@ -95,30 +106,34 @@ def exmx_iterations(
     allow_collapse: bool = False,
     on_iteration=None,
     comm=None,
+    resume: Progress | None = None,
 ) -> MCOResult:
-    """EXMX from ``labels`` on features ``f`` ``(N, 2M)``, wedges ``w`` ``(N, M)``."""
-    labels = np.asarray(labels, dtype=int)
-    trace = []
-    scores = np.zeros((len(labels), nclass), np.float32)
-    for iteration in range(1, iterations + 1):
-        scores = class_scores(f, w, herm, labels, nclass, comm)
+    """EXMX from ``labels`` on features ``f`` ``(N, 2M)``, wedges ``w`` ``(N, M)``.
+
+    ``on_iteration(progress)`` is called after every iteration; ``resume`` (such a progress)
+    continues an interrupted run exactly where it stopped.
+    """
+    state = resume or Progress(0, np.asarray(labels, dtype=int))
+    converged = bool(state.trace) and state.trace[-1]["fraction_changed"] <= end_threshold
+    for iteration in range(state.step + 1, 0 if converged else iterations + 1):
+        scores = class_scores(f, w, herm, state.labels, nclass, comm)
         new = scores.argmax(axis=1)
         if not allow_collapse:
             new = reseed_empty(new, scores, nclass)
-        changes = int((new != labels).sum())
-        labels = new
-        trace.append({
+        changes = int((new != state.labels).sum())
+        state.step, state.labels = iteration, new
+        state.trace.append({
             "iteration": iteration,
             "changes": changes,
-            "fraction_changed": changes / len(labels),
-            "total_score": float(scores[np.arange(len(labels)), labels].sum()),
-            "occupancy": np.bincount(labels, minlength=nclass).tolist(),
+            "fraction_changed": changes / len(new),
+            "total_score": float(scores[np.arange(len(new)), new].sum()),
+            "occupancy": np.bincount(new, minlength=nclass).tolist(),
         })  # fmt: skip
         if on_iteration is not None:
-            on_iteration(trace[-1], labels)
-        if changes / len(labels) <= end_threshold:
+            on_iteration(state)
+        if changes / len(new) <= end_threshold:
             break
-    return MCOResult(labels, scores, trace)
+    return MCOResult(state.labels, state.trace)
 
 
 def mco_exmx(
@@ -135,6 +150,7 @@ def mco_exmx(
     allow_collapse: bool = False,
     on_iteration=None,
     comm=None,
+    resume: Progress | None = None,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -149,7 +165,8 @@ def mco_exmx(
     f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest, comm)
     labels = start_labels(particles, nclass, seed)
     return exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
-                           allow_collapse, on_iteration=on_iteration, comm=comm)  # fmt: skip
+                           allow_collapse, on_iteration=on_iteration, comm=comm,
+                           resume=resume)  # fmt: skip
 
 
 def _features_for(particles, mask, nclass, highest, binning, lowest, comm):
@@ -199,12 +216,14 @@ def ac_rounds(
     allow_collapse: bool = False,
     on_round=None,
     comm=None,
+    resume: Progress | None = None,
 ) -> tuple[MCOResult, list[tuple]]:
     """MCO-AC: rounds of EXMX (``local_search`` iterations) and an annealed reassignment at
     a temperature that drops by ``step`` per round until it is ≤ 0, then EXMX at T = 0 to
     convergence. The best assignment by total score is kept. Returns the result (its trace
     holds one entry per round, then the final descent) and the accepted jumps
-    ``(round, particle, from, to, score lost)``."""
+    ``(round, particle, from, to, score lost)``. ``on_round(progress)`` is called after every
+    round; ``resume`` continues from such a progress to the same result."""
     if start_temperature < 0 or step <= 0:
         raise TomoclassError(
             f"start temperature must be >= 0 and the annealing step > 0, got "
@@ -216,41 +235,40 @@ def ac_rounds(
         )
     if local_search < 1:
         raise TomoclassError(f"local search increment must be >= 1, got {local_search}")
-    trace, swaps = [], []
-    best_labels, best_total = None, -np.inf
-    current = np.asarray(labels, dtype=int)
+    state = resume or Progress(0, np.asarray(labels, dtype=int))
     rounds = int(np.ceil(start_temperature / step - 1e-9))  # T_r = T − (r − 1)·step > 0
-    for round_ in range(1, rounds + 1):
+    for round_ in range(state.step + 1, rounds + 1):
         t = start_temperature - (round_ - 1) * step
-        local = exmx_iterations(f, w, herm, current, nclass, local_search, end_threshold,
+        local = exmx_iterations(f, w, herm, state.labels, nclass, local_search, end_threshold,
                                 allow_collapse, comm=comm)  # fmt: skip
         current = local.labels
         scores = class_scores(f, w, herm, current, nclass, comm)
         total = float(scores[np.arange(len(scores)), current].sum())
-        if total > best_total:
-            best_labels, best_total = current.copy(), total
+        if total > state.best_total:
+            state.best_labels, state.best_total = current.copy(), total
         t_eff = t * float(scores.std()) if temperature == "sigma" else t
         moved, jumps = _core.mco_anneal(scores, current.tolist(), t_eff, criterion, seed, round_)
         moved = np.asarray(moved)
         if not allow_collapse:
             moved = reseed_empty(moved, scores, nclass)
-        swaps += [(round_, *jump) for jump in jumps]
-        trace.append({
+        state.swaps += [(round_, *jump) for jump in jumps]
+        state.trace.append({
             "round": round_, "temperature": t, "effective_temperature": t_eff,
             "total_score": total, "changes": int((moved != current).sum()),
             "occupancy": np.bincount(moved, minlength=nclass).tolist(),
         })  # fmt: skip
+        state.step, state.labels = round_, moved
         if on_round is not None:
-            on_round(trace[-1], moved)
-        current = moved
-    final = exmx_iterations(f, w, herm, current, nclass, FINAL_ITERATIONS, end_threshold,
+            on_round(state)
+    final = exmx_iterations(f, w, herm, state.labels, nclass, FINAL_ITERATIONS, end_threshold,
                             allow_collapse, comm=comm)  # fmt: skip
     total = total_score(f, w, herm, final.labels, nclass, comm)
-    trace.append({"round": "final", "temperature": 0.0, "total_score": total,
-                  "iterations": len(final.trace)})  # fmt: skip
-    if total >= best_total:
-        best_labels, best_total = final.labels, total
-    return MCOResult(best_labels, final.scores, trace), swaps
+    trace = [*state.trace, {"round": "final", "temperature": 0.0, "total_score": total,
+                            "iterations": len(final.trace)}]  # fmt: skip
+    best = state.best_labels
+    if best is None or total >= state.best_total:
+        best = final.labels
+    return MCOResult(best, trace), state.swaps
 
 
 def mco_ac(
@@ -266,6 +284,7 @@ def mco_ac(
     seed: int = 0,
     on_round=None,
     comm=None,
+    resume: Progress | None = None,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
@@ -274,4 +293,4 @@ def mco_ac(
     f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest, comm)
     labels = start_labels(particles, nclass, seed)
     return ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
-                     on_round=on_round, comm=comm, **options)  # fmt: skip
+                     on_round=on_round, comm=comm, resume=resume, **options)  # fmt: skip
