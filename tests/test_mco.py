@@ -10,6 +10,7 @@ import pytest
 from tomoclass import TomoclassError, _core
 from tomoclass.cli import main
 from tomoclass.features import ParticleStack
+from tomoclass.io import read_particle_list
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import exmx_iterations, mco_exmx, random_labels, reseed_empty
 from tomoclass.metrics import adjusted_rand_index
@@ -215,3 +216,27 @@ def test_resume_with_other_parameters_is_refused(tmp_path, capsys):
             "-d", str(tmp_path / "out"), "--highest-frequency", "4"]  # fmt: skip
     assert main([*args, "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_job_files_written_by_tomoclass_run(tmp_path, capsys):
+    data = tmp_path / "sim"
+    assert main(["simulate", str(data), "-n", "60", "--box", "16", "--snr", "1"]) == 0
+    flags = ["-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "2",
+             "--highest-frequency", "4"]  # fmt: skip
+    exmx, ac = tmp_path / "exmx.xml", tmp_path / "ac.xml"
+    assert main(["job", "exmx", *flags, "-d", str(tmp_path / "a"), "-o", str(exmx)]) == 0
+    assert main(["job", "ac", *flags, "-d", str(tmp_path / "b"), "-o", str(ac),
+                 "--start-temperature", "1", "--annealing-step", "0.5"]) == 0  # fmt: skip
+    assert main(["mco-exmx", "-j", str(exmx)]) == 0
+    assert main(["mco-ac", "-j", str(ac)]) == 0
+    direct = tmp_path / "direct"
+    assert main(["mco-exmx", *flags, "-d", str(direct)]) == 0
+    assert (tmp_path / "a" / "classifiedParticles.xml").exists()
+    assert (tmp_path / "b" / "swaps.csv").exists()
+    same = read_particle_list(tmp_path / "a" / "classifiedParticles.xml").class_names()
+    assert same == read_particle_list(direct / "classifiedParticles.xml").class_names()
+    capsys.readouterr()
+    assert main(["mco-ac", "-j", str(exmx)]) == 2
+    assert "MCO-EXMX job" in capsys.readouterr().err
+    assert main(["mco-exmx", "-p", str(data / "particles.xml")]) == 2
+    assert "-j JOB.xml" in capsys.readouterr().err

@@ -412,13 +412,66 @@ def _add_select_split(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_split)
 
 
+_MCO_REQUIRED = {"particles": "-p", "mask": "-m", "classes": "-c", "destination": "-d"}
+_AC_REQUIRED = {"start_temperature": "--start-temperature", "annealing_step": "--annealing-step"}
+
+
+def _mco_settings(args: argparse.Namespace, read_particle_list):
+    """The particle list of an MCO run; with ``-j`` the job file's settings fill ``args``."""
+    if args.job is None:
+        required = {**_MCO_REQUIRED, **(_AC_REQUIRED if args.command == "mco-ac" else {})}
+        missing = [flag for key, flag in required.items() if getattr(args, key) is None]
+        if missing:
+            raise TomoclassError(f"give -j JOB.xml or {', '.join(missing)}")
+        return read_particle_list(args.particles)
+    from tomoclass.io.pytom_job import read_mco_job
+
+    job = read_mco_job(args.job)
+    kind = "ac" if args.command == "mco-ac" else "exmx"
+    if job.kind != kind:
+        raise TomoclassError(f"{args.job}: an MCO-{job.kind.upper()} job, not for {args.command}")
+    args.particles, args.mask, args.classes = args.job, job.mask, job.classes
+    args.destination, args.iterations, args.end_threshold = (
+        job.destination, job.iterations, job.end_threshold)  # fmt: skip
+    args.binning, args.lowest_frequency = job.binning, job.lowest_frequency
+    args.highest_frequency = job.highest_frequency
+    if kind == "ac":
+        args.start_temperature, args.annealing_step = job.start_temperature, job.annealing_step
+        args.local_search_increment = job.local_search_increment
+        args.temperature, args.criterion = job.temperature, job.criterion
+    return job.particles
+
+
+def _run_job(args: argparse.Namespace) -> None:
+    from tomoclass.io import read_particle_list
+    from tomoclass.io.pytom_job import MCOJob, write_mco_job
+
+    annealing = args.kind == "ac"
+    job = MCOJob(
+        kind=args.kind, particles=read_particle_list(args.particles),
+        mask=args.mask.absolute(), destination=args.destination.absolute(),
+        classes=args.classes, iterations=args.iterations, end_threshold=args.end_threshold,
+        binning=args.binning, lowest_frequency=args.lowest_frequency,
+        highest_frequency=args.highest_frequency,
+        start_temperature=args.start_temperature if annealing else None,
+        annealing_step=args.annealing_step if annealing else None,
+        local_search_increment=args.local_search_increment if annealing else None,
+        temperature=args.temperature if annealing else None,
+        criterion=args.criterion if annealing else None,
+    )  # fmt: skip
+    if annealing and (job.start_temperature is None or job.annealing_step is None):
+        raise TomoclassError("an AC job needs --start-temperature and --annealing-step")
+    write_mco_job(job, args.output)
+    print(f"wrote {args.output}; run it with: tomoclass mco-{args.kind} -j {args.output}")
+
+
 class McoCheckpoint:
     """The state of an MCO run after each iteration or round, beside its destination
     (``.DIR.checkpoint``), so that ``--resume`` continues an interrupted run to the same
     result. Only rank 0 writes; every rank reads."""
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
-            "binning", "iterations", "end_threshold", "seed", "allow_class_collapse",
+            "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
             "start_temperature", "annealing_step", "local_search_increment", "temperature",
             "criterion")  # fmt: skip
 
@@ -501,7 +554,7 @@ def _run_mco(args: argparse.Namespace) -> None:
 
     comm = world()
     started = time.perf_counter()
-    plist = read_particle_list(args.particles)
+    plist = _mco_settings(args, read_particle_list)
     annealing = args.command == "mco-ac"
     step_name = "round" if annealing else "iteration"
     checkpoint = McoCheckpoint(args, comm)
@@ -519,6 +572,7 @@ def _run_mco(args: argparse.Namespace) -> None:
 
     common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
               "end_threshold": args.end_threshold, "resume": resume,
+              "max_shift": args.max_shift,
               "allow_collapse": args.allow_class_collapse}  # fmt: skip
     swaps = None
     if annealing:
@@ -568,12 +622,12 @@ def _run_mco(args: argparse.Namespace) -> None:
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
 
 
-def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str) -> None:
-    p = sub.add_parser(name, help=summary, formatter_class=_Formatter, description=text)
-    p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
-    p.add_argument("-m", "--mask", type=Path, required=True, help="real-space mask volume")
-    p.add_argument("-c", "--classes", type=int, required=True, help="number of classes")
-    p.add_argument("-d", "--destination", type=Path, required=True, help="new output folder")
+def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
+    """The settings of an MCO run (also those of ``tomoclass job``)."""
+    p.add_argument("-p", "--particles", type=Path, help="particle list")
+    p.add_argument("-m", "--mask", type=Path, help="real-space mask volume")
+    p.add_argument("-c", "--classes", type=int, help="number of classes")
+    p.add_argument("-d", "--destination", type=Path, help="new output folder")
     p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
     p.add_argument(
         "--highest-frequency",
@@ -586,15 +640,14 @@ def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str
     p.add_argument("-t", "--end-threshold", type=float, default=0.05,
                    help="stop when at most this fraction of particles changed class")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (start and annealing)")
+    p.add_argument("--max-shift", type=float, default=0.0,
+                   help="best-shift search radius, voxels (0: no search)")  # fmt: skip
     p.add_argument("--allow-class-collapse", action="store_true",
                    help="let classes empty instead of re-seeding them")  # fmt: skip
-    p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from .DIR.checkpoint")  # fmt: skip
-    if name == "mco-ac":
-        p.add_argument("--start-temperature", type=float, required=True,
+    if annealing:
+        p.add_argument("--start-temperature", type=float,
                        help="first temperature (x score spread for sigma)")  # fmt: skip
-        p.add_argument("--annealing-step", type=float, required=True,
+        p.add_argument("--annealing-step", type=float,
                        help="temperature drop per round")  # fmt: skip
         p.add_argument("--local-search-increment", type=int, default=5,
                        help="EXMX iterations per round")  # fmt: skip
@@ -602,7 +655,35 @@ def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str
                        help="sigma: T x std of all scores; annealing: T as is")  # fmt: skip
         p.add_argument("--criterion", choices=("metropolis", "threshold"), default="metropolis",
                        help="acceptance of a jump to a worse class")  # fmt: skip
+
+
+def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str) -> None:
+    p = sub.add_parser(name, help=summary, formatter_class=_Formatter, description=text)
+    p.add_argument("-j", "--job", type=Path,
+                   help="PyTom job file (MCOEXMXJob/MCOACJob) instead of the flags")  # fmt: skip
+    _add_mco_options(p, name == "mco-ac")
+    p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from .DIR.checkpoint")  # fmt: skip
     p.set_defaults(run=_run_mco)
+
+
+def _add_job(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "job",
+        help="write a PyTom-compatible MCO job file",
+        formatter_class=_Formatter,
+        description=(
+            "Write an MCOEXMXJob (exmx) or MCOACJob (ac) XML file that PyTom and\n"
+            "'tomoclass mco-exmx|mco-ac -j JOB.xml' both read.\n\n"
+            "example:\n  tomoclass job exmx -p particles.xml -m mask.em -c 3 -d mco "
+            "--highest-frequency 8 -o job.xml"
+        ),
+    )
+    p.add_argument("kind", choices=("exmx", "ac"), help="which algorithm")
+    p.add_argument("-o", "--output", type=Path, required=True, help="job file to write")
+    _add_mco_options(p, annealing=True)
+    p.set_defaults(run=_run_job)
 
 
 def _add_mco_commands(sub: argparse._SubParsersAction) -> None:
@@ -763,6 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ccc(sub)
     _add_cpca(sub)
     _add_mco_commands(sub)
+    _add_job(sub)
     _add_average(sub)
     _add_select_split(sub)
     _add_convert(sub)

@@ -26,8 +26,20 @@ from tomoclass.parallel import Serial, allgather_rows, share
 FLOOR = 0.05
 
 
-def class_scores(f, w, herm, labels, nclass: int, comm=None) -> np.ndarray:
-    """Scores ``(N, nclass)`` of every particle against the class averages of ``labels``.
+@dataclass(frozen=True)
+class ShiftSearch:
+    """Translation tolerance: scores are the peak over shifts ``|t| ≤ radius`` (voxels of
+    the binned box), found by inverse FFTs over the band (``flat`` half-grid indices of an
+    ``box³`` box)."""
+
+    radius: float
+    flat: np.ndarray
+    box: int
+
+
+def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.ndarray:
+    """Scores ``(N, nclass)`` of every particle against the class averages of ``labels``
+    (with a :class:`ShiftSearch`, the peak over shifts).
 
     Under MPI every rank scores its share of the particles and all ranks receive all rows;
     a row does not depend on how the particles are shared, so neither does the result.
@@ -35,7 +47,13 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None) -> np.ndarray:
     comm = comm or Serial()
     means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
     start, stop = share(comm, comm.rank, len(f))
-    return allgather_rows(comm, _core.mco_scores(f[start:stop], w[start:stop], herm, means))
+    part_f, part_w = f[start:stop], w[start:stop]
+    if shift is None or shift.radius <= 0:
+        rows = _core.mco_scores(part_f, part_w, herm, means)
+    else:
+        rows, _ = _core.mco_shift_scores(part_f, part_w, herm, shift.flat.tolist(), shift.box,
+                                         means, float(shift.radius))  # fmt: skip
+    return allgather_rows(comm, rows)
 
 
 @dataclass
@@ -107,6 +125,7 @@ def exmx_iterations(
     on_iteration=None,
     comm=None,
     resume: Progress | None = None,
+    shift: ShiftSearch | None = None,
 ) -> MCOResult:
     """EXMX from ``labels`` on features ``f`` ``(N, 2M)``, wedges ``w`` ``(N, M)``.
 
@@ -116,7 +135,7 @@ def exmx_iterations(
     state = resume or Progress(0, np.asarray(labels, dtype=int))
     converged = bool(state.trace) and state.trace[-1]["fraction_changed"] <= end_threshold
     for iteration in range(state.step + 1, 0 if converged else iterations + 1):
-        scores = class_scores(f, w, herm, state.labels, nclass, comm)
+        scores = class_scores(f, w, herm, state.labels, nclass, comm, shift)
         new = scores.argmax(axis=1)
         if not allow_collapse:
             new = reseed_empty(new, scores, nclass)
@@ -151,25 +170,29 @@ def mco_exmx(
     on_iteration=None,
     comm=None,
     resume: Progress | None = None,
+    max_shift: float = 0.0,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
     ``highest``/``lowest``: band radii in Fourier voxels of the binned box (below 1:
-    fractions of it); ``end_threshold``: stop when at most this fraction changed class.
+    fractions of it); ``end_threshold``: stop when at most this fraction changed class;
+    ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
+    that radius (PyTom's translation tolerance; the particle list's shifts are not changed).
     ``on_iteration(entry, labels)`` is called after each iteration.
     """
     if not 0 <= end_threshold <= 1:
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
-    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest, comm)
+    f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
+                                      max_shift)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
     return exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
                            allow_collapse, on_iteration=on_iteration, comm=comm,
-                           resume=resume)  # fmt: skip
+                           resume=resume, shift=shift)  # fmt: skip
 
 
-def _features_for(particles, mask, nclass, highest, binning, lowest, comm):
+def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift=0.0):
     """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
     each rank computes its share and all ranks receive all)."""
     comm = comm or Serial()
@@ -184,7 +207,10 @@ def _features_for(particles, mask, nclass, highest, binning, lowest, comm):
     start, stop = share(comm, comm.rank, n)
     feats = spectral_features(particles, mask, band, binning, start=start, stop=stop)
     f = allgather_rows(comm, np.asarray(feats.f))
-    return f, allgather_rows(comm, np.asarray(feats.w)), band.herm
+    if max_shift < 0:
+        raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
+    shift = ShiftSearch(max_shift / binning, band.flat, band.box) if max_shift > 0 else None
+    return f, allgather_rows(comm, np.asarray(feats.w)), band.herm, shift
 
 
 TEMPERATURES = ("sigma", "annealing")
@@ -193,9 +219,9 @@ FINAL_ITERATIONS = 100
 """Most EXMX iterations of the final descent at temperature 0."""
 
 
-def total_score(f, w, herm, labels, nclass: int, comm=None) -> float:
+def total_score(f, w, herm, labels, nclass: int, comm=None, shift=None) -> float:
     """Σ of every particle's score against the average of its own class (that assignment's)."""
-    scores = class_scores(f, w, herm, labels, nclass, comm)
+    scores = class_scores(f, w, herm, labels, nclass, comm, shift)
     return float(scores[np.arange(len(scores)), labels].sum())
 
 
@@ -217,6 +243,7 @@ def ac_rounds(
     on_round=None,
     comm=None,
     resume: Progress | None = None,
+    shift: ShiftSearch | None = None,
 ) -> tuple[MCOResult, list[tuple]]:
     """MCO-AC: rounds of EXMX (``local_search`` iterations) and an annealed reassignment at
     a temperature that drops by ``step`` per round until it is ≤ 0, then EXMX at T = 0 to
@@ -240,9 +267,9 @@ def ac_rounds(
     for round_ in range(state.step + 1, rounds + 1):
         t = start_temperature - (round_ - 1) * step
         local = exmx_iterations(f, w, herm, state.labels, nclass, local_search, end_threshold,
-                                allow_collapse, comm=comm)  # fmt: skip
+                                allow_collapse, comm=comm, shift=shift)  # fmt: skip
         current = local.labels
-        scores = class_scores(f, w, herm, current, nclass, comm)
+        scores = class_scores(f, w, herm, current, nclass, comm, shift)
         total = float(scores[np.arange(len(scores)), current].sum())
         if total > state.best_total:
             state.best_labels, state.best_total = current.copy(), total
@@ -261,8 +288,8 @@ def ac_rounds(
         if on_round is not None:
             on_round(state)
     final = exmx_iterations(f, w, herm, state.labels, nclass, FINAL_ITERATIONS, end_threshold,
-                            allow_collapse, comm=comm)  # fmt: skip
-    total = total_score(f, w, herm, final.labels, nclass, comm)
+                            allow_collapse, comm=comm, shift=shift)  # fmt: skip
+    total = total_score(f, w, herm, final.labels, nclass, comm, shift)
     trace = [*state.trace, {"round": "final", "temperature": 0.0, "total_score": total,
                             "iterations": len(final.trace)}]  # fmt: skip
     best = state.best_labels
@@ -285,12 +312,15 @@ def mco_ac(
     on_round=None,
     comm=None,
     resume: Progress | None = None,
+    max_shift: float = 0.0,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
     ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
     ``end_threshold``, ``allow_collapse``)."""
-    f, w, herm = _features_for(particles, mask, nclass, highest, binning, lowest, comm)
+    f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
+                                      max_shift)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
     return ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
-                     on_round=on_round, comm=comm, resume=resume, **options)  # fmt: skip
+                     on_round=on_round, comm=comm, resume=resume, shift=shift,
+                     **options)  # fmt: skip

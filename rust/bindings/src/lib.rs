@@ -456,6 +456,31 @@ fn mco_scores<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// Scores `(N, K)` and best shifts `(N, K, 3)`.
+type ScoresAndShifts<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray3<i32>>);
+
+/// MCO scores with translation tolerance: the peak over shifts `|t| ≤ max_shift` (voxels)
+/// for every particle and class, and the best shifts `(N, K, 3)` as `(x, y, z)`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn mco_shift_scores<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f32>,
+    w: PyReadonlyArray2<'py, f32>,
+    herm: PyReadonlyArray1<'py, f32>,
+    flat: Vec<usize>,
+    m: usize,
+    means: PyReadonlyArray2<'py, f32>,
+    max_shift: f64,
+) -> PyResult<ScoresAndShifts<'py>> {
+    let (f, w, means) = (f.as_array(), w.as_array(), means.as_array());
+    let herm = herm.as_array().to_vec();
+    let (scores, shifts) = py
+        .detach(|| mco::shift_scores(f, w, &herm, &flat, m, means, max_shift))
+        .map_err(err)?;
+    Ok((scores.into_pyarray(py), shifts.into_pyarray(py)))
+}
+
 /// An accepted jump as Python sees it: `(particle, from, to, loss)`.
 type JumpTuple = (usize, usize, usize, f32);
 
@@ -527,5 +552,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mco_scores, m)?)?;
     m.add_function(wrap_pyfunction!(counter_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(mco_anneal, m)?)?;
+    m.add_function(wrap_pyfunction!(mco_shift_scores, m)?)?;
     Ok(())
 }

@@ -7,10 +7,12 @@
 //! particle order, so they do not depend on the number of threads.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, Zip};
+use ndarray::{Array1, Array2, Array3, ArrayView2, Zip};
 use rayon::prelude::*;
+use rustfft::num_complex::Complex32;
 
 use crate::error::{ensure, Result};
+use crate::fft::Fft3;
 
 /// Columns summed by one task: keeps the class sums' order fixed and the work cache-friendly.
 const COLUMNS: usize = 64;
@@ -140,6 +142,115 @@ pub fn scores(
     Ok(numerator)
 }
 
+/// Scores with translation tolerance: for every particle and class the peak over shifts
+/// `|t| ≤ max_shift` (voxels) of the constrained correlation, found by an inverse FFT of
+/// `W_i·F_i·A_k*` scattered from the band (flat half-grid indices `flat`) to the half grid of
+/// an `m³` box. Also returns the best shift `(x, y, z)` per particle and class. The
+/// normalisation is that of [`scores`], which a shift does not change. A best shift `t`
+/// means the particle matches the average moved by `+t`.
+pub fn shift_scores(
+    f: ArrayView2<f32>,
+    w: ArrayView2<f32>,
+    herm: &[f32],
+    flat: &[usize],
+    m: usize,
+    means: ArrayView2<f32>,
+    max_shift: f64,
+) -> Result<(Array2<f32>, Array3<i32>)> {
+    let (n, len) = w.dim();
+    let classes = means.nrows();
+    ensure(
+        flat.len() == len && f.dim() == (n, 2 * len) && means.ncols() == 2 * len,
+        || {
+            format!(
+                "band of {} voxels does not fit features {:?}",
+                flat.len(),
+                f.shape()
+            )
+        },
+    )?;
+    let fft = Fft3::new([m; 3])?;
+    let half = fft.half_shape();
+    ensure(flat.iter().all(|&i| i < half.iter().product()), || {
+        "band index beyond the box".into()
+    })?;
+    // Candidate shifts: voxel offsets within the radius, with their flat indices.
+    let r = max_shift.max(0.0);
+    let reach = r.floor() as i64;
+    let mut offsets = vec![];
+    for z in -reach..=reach {
+        for y in -reach..=reach {
+            for x in -reach..=reach {
+                if ((x * x + y * y + z * z) as f64) <= r * r + 1e-9 {
+                    let wrap = |v: i64| v.rem_euclid(m as i64) as usize;
+                    offsets.push((
+                        [x as i32, y as i32, z as i32],
+                        (wrap(z) * m + wrap(y)) * m + wrap(x),
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Array2::<f32>::zeros((n, classes));
+    let mut best = Array3::<i32>::zeros((n, classes, 3));
+    let volume = (m * m * m) as f64;
+    Zip::from(out.outer_iter_mut())
+        .and(best.outer_iter_mut())
+        .and(f.outer_iter())
+        .and(w.outer_iter())
+        .into_par_iter()
+        .for_each_init(
+            || {
+                (
+                    fft.scratch(),
+                    Array3::<Complex32>::zeros(half),
+                    Array3::<f32>::zeros((m, m, m)),
+                )
+            },
+            |(scratch, spec, corr), (mut s_row, mut b_row, f, w)| {
+                let energy: f64 = (0..len)
+                    .map(|j| (herm[j] * w[j] * (f[j] * f[j] + f[len + j] * f[len + j])) as f64)
+                    .sum();
+                for k in 0..classes {
+                    let a = means.row(k);
+                    let reference: f64 = (0..len)
+                        .map(|j| (herm[j] * w[j] * (a[j] * a[j] + a[len + j] * a[len + j])) as f64)
+                        .sum();
+                    spec.fill(Default::default());
+                    let data = spec.as_slice_mut().expect("contiguous");
+                    for (j, &idx) in flat.iter().enumerate() {
+                        let fi = Complex32::new(f[j], f[len + j]);
+                        let ak = Complex32::new(a[j], -a[len + j]);
+                        data[idx] = fi * ak * w[j];
+                    }
+                    fft.inverse(spec.view_mut(), corr.view_mut(), scratch)
+                        .expect("shapes checked");
+                    let values = corr.as_slice().expect("contiguous");
+                    let (shift, peak) = offsets
+                        .iter()
+                        .map(|&(t, idx)| (t, values[idx] as f64 * volume))
+                        .fold(([0, 0, 0], f64::NEG_INFINITY), |b, c| {
+                            if c.1 > b.1 {
+                                c
+                            } else {
+                                b
+                            }
+                        });
+                    let d = energy * reference;
+                    s_row[k] = if d > 0.0 {
+                        (peak / d.sqrt()) as f32
+                    } else {
+                        0.0
+                    };
+                    for a in 0..3 {
+                        b_row[[k, a]] = shift[a];
+                    }
+                }
+            },
+        );
+    Ok((out, best))
+}
+
 /// How an annealed jump to a worse class is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Criterion {
@@ -265,6 +376,40 @@ mod tests {
             anneal(scores.view(), &[0, 1, 2], 10.0, Criterion::Threshold, 3, 1).unwrap();
         assert!(hot.iter().zip([0, 1, 2]).all(|(&a, b)| a != b));
         assert_eq!(jumps.len(), 3);
+    }
+
+    #[test]
+    fn a_shifted_copy_is_found_at_its_shift() {
+        use crate::features::Band;
+        let m = 16;
+        let band = Band::new(m, 1.0, 6.0);
+        let len = band.len();
+        let shift = [2.0, -1.0, 1.0];
+        // Class average: a smooth spectrum; the particle: the same, moved by `shift`.
+        let mut a = Array2::<f32>::zeros((1, 2 * len));
+        let mut f = Array2::<f32>::zeros((1, 2 * len));
+        for (j, k) in band.freqs.iter().enumerate() {
+            let amp = (-(k[0] * k[0] + k[1] * k[1] + k[2] * k[2]) / 20.0).exp() as f32;
+            let base = Complex32::from_polar(amp, (k[0] * 1.3 + k[1] * 0.7 - k[2] * 0.4) as f32);
+            let phase =
+                -2.0 * std::f64::consts::PI * (k[0] * shift[0] + k[1] * shift[1] + k[2] * shift[2])
+                    / m as f64;
+            let moved = base * Complex32::from_polar(1.0, phase as f32);
+            a[[0, j]] = base.re;
+            a[[0, len + j]] = base.im;
+            f[[0, j]] = moved.re;
+            f[[0, len + j]] = moved.im;
+        }
+        let w = Array2::ones((1, len));
+        let (s0, _) =
+            shift_scores(f.view(), w.view(), &band.herm, &band.flat, m, a.view(), 0.0).unwrap();
+        let (s3, t) =
+            shift_scores(f.view(), w.view(), &band.herm, &band.flat, m, a.view(), 3.0).unwrap();
+        assert!(s0[[0, 0]] < 0.9);
+        assert!((s3[[0, 0]] - 1.0).abs() < 1e-4, "{}", s3[[0, 0]]);
+        assert_eq!([t[[0, 0, 0]], t[[0, 0, 1]], t[[0, 0, 2]]], [2, -1, 1]);
+        let plain = scores(f.view(), w.view(), &band.herm, a.view()).unwrap();
+        assert!((plain[[0, 0]] - s0[[0, 0]]).abs() < 1e-4);
     }
 
     #[test]
