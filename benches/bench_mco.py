@@ -3,8 +3,10 @@
 1. ``iteration``: one EXMX iteration (class means + scores of every particle against every
    class, in the Rust core) at N particles and K classes, box 32, lowpass 8, features of
    simulated particles; goal ≤ 1 s at N = 10,000, K = 20 on 2 cores.
-2. ``ac``: 10 annealing rounds (one EXMX iteration each) at N = 2000.
-3. ``accuracy``: ARI against the truth of CPCA (neig auto), EXMX (random start) and AC
+2. ``shift``: one scoring with ``--max-shift 2`` (an inverse FFT per particle and class)
+   against numpy doing the same inverse FFTs, timed on a subset and scaled to N.
+3. ``ac``: 10 annealing rounds (one EXMX iteration each) at N = 2000.
+4. ``accuracy``: ARI against the truth of CPCA (neig auto), EXMX (random start) and AC
    (T = 2·sigma, step 0.2, one EXMX iteration per round) on the same simulated sets
    (300 particles, box 32, lowpass 8, the simulator's four tilt ranges), mean of 2 seeds.
 
@@ -55,6 +57,36 @@ def bench_iteration(n: int, classes: int) -> None:
           f"threads={_core.thread_count()}: one EXMX iteration {took:.2f} s")  # fmt: skip
 
 
+def bench_shift(n: int, classes: int, radius: float = 2.0, subset: int = 50) -> None:
+    """One EXMX scoring with --max-shift against numpy doing the same inverse FFTs."""
+    _, stack = simulated(n, classes, 0.1, 3)
+    band = make_band(32, 8)
+    feats = spectral_features(stack, spherical_mask(32), band)
+    f, w, herm = np.asarray(feats.f), np.asarray(feats.w), band.herm
+    means, _ = _core.mco_class_means(f, w, random_labels(n, classes, 0).tolist(), classes, 0.05)
+    start = time.perf_counter()
+    _core.mco_shift_scores(f, w, herm, band.flat.tolist(), 32, means, radius)
+    ours = time.perf_counter() - start
+    m, size = w.shape[1], 32 * 32 * 17
+    k = np.arange(-int(radius), int(radius) + 1)
+    z, y, x = np.meshgrid(k, k, k, indexing="ij")
+    near = (x**2 + y**2 + z**2) <= radius**2
+    offsets = ((z[near] % 32) * 32 + (y[near] % 32)) * 32 + (x[near] % 32)
+    a = means[:, :m] - 1j * means[:, m:]
+    start = time.perf_counter()
+    for i in range(subset):
+        fi = (f[i, :m] + 1j * f[i, m:]) * w[i]
+        for c in range(classes):
+            spectrum = np.zeros(size, np.complex64)
+            spectrum[band.flat] = fi * a[c]
+            corr = np.fft.irfftn(spectrum.reshape(32, 32, 17), (32, 32, 32), axes=(0, 1, 2))
+            corr.ravel()[offsets].max()
+    numpy = (time.perf_counter() - start) * n / subset
+    print(f"shift    N={n} K={classes} max-shift={radius} box=32 lowpass=8 "
+          f"threads={_core.thread_count()}: tomoclass {ours:.2f} s, numpy inverse FFTs "
+          f"{numpy:.2f} s (timed on {subset} particles); ratio {numpy / ours:.1f}")  # fmt: skip
+
+
 def bench_ac(n: int) -> None:
     _, stack = simulated(n, 4, 0.3, 1)
     f, w, herm = features(stack)
@@ -95,6 +127,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     bench_iteration(args.n, args.classes)
+    bench_shift(args.ac_n // 2, 4)
     bench_ac(args.ac_n)
     bench_accuracy(args.seeds)
 

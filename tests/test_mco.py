@@ -240,3 +240,27 @@ def test_job_files_written_by_tomoclass_run(tmp_path, capsys):
     assert "MCO-EXMX job" in capsys.readouterr().err
     assert main(["mco-exmx", "-p", str(data / "particles.xml")]) == 2
     assert "-j JOB.xml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["exmx", "ac"])
+def test_a_job_shaped_like_pytoms_runs(tmp_path, kind):
+    from test_pytom_job import AC_TAIL, JOB, PARTICLE
+
+    data = tmp_path / "sim"
+    assert main(["simulate", str(data), "-n", "40", "--box", "16", "--snr", "1"]) == 0
+    names = [p.filename for p in read_particle_list(data / "particles.xml")]
+    particles = "".join(PARTICLE.format(name=name, klass=0) for name in names)
+    text = JOB.format(
+        root="MCOACJob" if kind == "ac" else "MCOEXMXJob",
+        iterations=10,
+        root_extra=' LocalSearchIncrement="2.0"' if kind == "ac" else "",
+        particles=particles,
+        tail=AC_TAIL if kind == "ac" else "",
+    )
+    text = text.replace('Binning="2"', 'Binning="1"').replace('HighestFrequency="10.0"',
+                                                             'HighestFrequency="5.0"')  # fmt: skip
+    job = data / "job.xml"
+    job.write_text(text)
+    assert main([f"mco-{kind}", "-j", str(job)]) == 0
+    result = read_particle_list(data / "results" / "classifiedParticles.xml")
+    assert len(result) == 40 and len(set(result.class_names())) == 3
