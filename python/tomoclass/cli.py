@@ -561,11 +561,19 @@ def _run_mco(args: argparse.Namespace) -> None:
     resume = checkpoint.load() if args.resume else None
     steps = checkpoint.steps(resume)
 
+    bar = _progress(comm)
+    total = args.iterations
+    if annealing:
+        total = int(-(-args.start_temperature // args.annealing_step)) if args.annealing_step else 0
+
     def keep_step(progress) -> None:
+        """Checkpoint; then a bar on a terminal, or one line per step in a log."""
         entry = progress.trace[-1]
         steps.append((progress.step, progress.labels.copy()))
         checkpoint.save(progress)
-        if comm.rank == 0:
+        if bar is not None:
+            bar(f"{step_name}s", progress.step, max(total, progress.step))
+        elif comm.rank == 0:
             extra = f", T {entry['temperature']:.3g}" if annealing else ""
             print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
                   f"occupancy {entry['occupancy']}")  # fmt: skip
