@@ -264,3 +264,18 @@ def test_a_job_shaped_like_pytoms_runs(tmp_path, kind):
     assert main([f"mco-{kind}", "-j", str(job)]) == 0
     result = read_particle_list(data / "results" / "classifiedParticles.xml")
     assert len(result) == 40 and len(set(result.class_names())) == 3
+
+
+def test_updated_shifts_move_towards_the_true_ones():
+    config = SimulationConfig(n_particles=60, n_classes=2, box=24, snr=2.0, seed=8,
+                              shift_error=1.0)  # fmt: skip
+    noisy = simulate_particles(config)
+    exact = simulate_particles(SimulationConfig(n_particles=60, n_classes=2, box=24, snr=2.0,
+                                                seed=8))  # fmt: skip
+    result = mco_exmx(stack_of(noisy), spherical_mask(24), 2, 6, iterations=10, seed=0,
+                      max_shift=3, update_shifts=True)  # fmt: skip
+    before = np.linalg.norm(noisy.shifts - exact.shifts, axis=1).mean()
+    after = np.linalg.norm(result.shifts - exact.shifts, axis=1).mean()
+    assert before > 1.0 and after < 0.5 * before
+    with pytest.raises(TomoclassError, match="shift search"):
+        mco_exmx(stack_of(noisy), spherical_mask(24), 2, 6, update_shifts=True)

@@ -472,6 +472,7 @@ class McoCheckpoint:
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
             "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
+            "update_shifts",
             "start_temperature", "annealing_step", "local_search_increment", "temperature",
             "criterion")  # fmt: skip
 
@@ -580,7 +581,7 @@ def _run_mco(args: argparse.Namespace) -> None:
 
     common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
               "end_threshold": args.end_threshold, "resume": resume,
-              "max_shift": args.max_shift,
+              "max_shift": args.max_shift, "update_shifts": args.update_shifts,
               "allow_collapse": args.allow_class_collapse}  # fmt: skip
     swaps = None
     if annealing:
@@ -596,6 +597,8 @@ def _run_mco(args: argparse.Namespace) -> None:
             iterations=args.iterations, on_iteration=keep_step, **common,
         )  # fmt: skip
     classified = plist.with_classes(result.labels.tolist())
+    if result.shifts is not None:
+        classified = classified.with_shifts(result.shifts)
     averages = class_averages(classified, binning=args.binning, comm=comm)
     if comm.rank != 0:
         return
@@ -652,6 +655,8 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
                    help="best-shift search radius, voxels (0: no search)")  # fmt: skip
     p.add_argument("--allow-class-collapse", action="store_true",
                    help="let classes empty instead of re-seeding them")  # fmt: skip
+    p.add_argument("--update-shifts", action="store_true",
+                   help="store the best shifts (needs --max-shift)")  # fmt: skip
     if annealing:
         p.add_argument("--start-temperature", type=float,
                        help="first temperature (x score spread for sigma)")  # fmt: skip

@@ -59,10 +59,12 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.n
 @dataclass
 class MCOResult:
     """Final labels (``0..nclass−1``) and the trace: per iteration (``iteration``,
-    ``changes``, ``fraction_changed``, ``total_score``, ``occupancy``) or per round."""
+    ``changes``, ``fraction_changed``, ``total_score``, ``occupancy``) or per round. With
+    ``update_shifts``, ``shifts`` holds the particles' new shifts ``(N, 3)``."""
 
     labels: np.ndarray
     trace: list[dict] = field(default_factory=list)
+    shifts: np.ndarray | None = None
 
 
 def random_labels(n: int, nclass: int, seed: int) -> np.ndarray:
@@ -111,6 +113,37 @@ class Progress:
     best_labels: np.ndarray | None = None
     best_total: float = -np.inf
     swaps: list[tuple] = field(default_factory=list)
+
+
+def best_shifts(f, w, herm, labels, nclass: int, shift: ShiftSearch, comm=None) -> np.ndarray:
+    """Each particle's best shift ``(x, y, z)`` (binned voxels, aligned frame) against the
+    average of its own class: the particle matches that average moved by this shift."""
+    comm = comm or Serial()
+    means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
+    start, stop = share(comm, comm.rank, len(f))
+    _, found = _core.mco_shift_scores(f[start:stop], w[start:stop], herm, shift.flat.tolist(),
+                                      shift.box, means, float(shift.radius))  # fmt: skip
+    found = allgather_rows(comm, found)
+    return found[np.arange(len(found)), np.asarray(labels)].astype(np.float64)
+
+
+def refine_particle_shifts(particles: Particles, found: np.ndarray, binning: int) -> np.ndarray:
+    """New particle shifts ``s + R·(t·binning)`` from the best aligned-frame shifts ``t``
+    (binned voxels): aligning with them centres every particle on its class average."""
+    if isinstance(particles, ParticleStack):
+        rotations, current = np.asarray(particles.rotations), np.asarray(particles.shifts)
+    else:
+        rotations, current = particles.rotation_matrices(), particles.shifts()
+    return current + np.einsum("nij,nj->ni", rotations, found * binning)
+
+
+def _with_shifts(result: MCOResult, particles, f, w, herm, nclass, shift, binning, comm):
+    """``result`` with the refined particle shifts of its final labels."""
+    if shift is None:
+        raise TomoclassError("updating shifts needs a shift search: give max_shift > 0")
+    found = best_shifts(f, w, herm, result.labels, nclass, shift, comm)
+    result.shifts = refine_particle_shifts(particles, found, binning)
+    return result
 
 
 def exmx_iterations(
@@ -171,13 +204,15 @@ def mco_exmx(
     comm=None,
     resume: Progress | None = None,
     max_shift: float = 0.0,
+    update_shifts: bool = False,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
     ``highest``/``lowest``: band radii in Fourier voxels of the binned box (below 1:
     fractions of it); ``end_threshold``: stop when at most this fraction changed class;
     ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
-    that radius (PyTom's translation tolerance; the particle list's shifts are not changed).
+    that radius (PyTom's translation tolerance); ``update_shifts`` then also returns the
+    particles' shifts that centre them on their final class averages.
     ``on_iteration(entry, labels)`` is called after each iteration.
     """
     if not 0 <= end_threshold <= 1:
@@ -187,9 +222,12 @@ def mco_exmx(
     f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
                                       max_shift)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
-    return exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
-                           allow_collapse, on_iteration=on_iteration, comm=comm,
-                           resume=resume, shift=shift)  # fmt: skip
+    result = exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
+                             allow_collapse, on_iteration=on_iteration, comm=comm,
+                             resume=resume, shift=shift)  # fmt: skip
+    if update_shifts:
+        result = _with_shifts(result, particles, f, w, herm, nclass, shift, binning, comm)
+    return result
 
 
 def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift=0.0):
@@ -313,6 +351,7 @@ def mco_ac(
     comm=None,
     resume: Progress | None = None,
     max_shift: float = 0.0,
+    update_shifts: bool = False,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
@@ -321,6 +360,9 @@ def mco_ac(
     f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
                                       max_shift)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
-    return ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
-                     on_round=on_round, comm=comm, resume=resume, shift=shift,
-                     **options)  # fmt: skip
+    result, swaps = ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
+                              on_round=on_round, comm=comm, resume=resume, shift=shift,
+                              **options)  # fmt: skip
+    if update_shifts:
+        result = _with_shifts(result, particles, f, w, herm, nclass, shift, binning, comm)
+    return result, swaps

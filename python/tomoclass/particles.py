@@ -174,6 +174,16 @@ class ParticleList(Sequence[Particle]):
             for p, label in zip(self._particles, labels, strict=True)
         )
 
+    def with_shifts(self, shifts: np.ndarray) -> ParticleList:
+        """A copy with the shifts set from ``shifts`` ``(N, 3)``, voxels ``(x, y, z)``."""
+        values = np.asarray(shifts, dtype=np.float64)
+        if values.shape != (len(self), 3):
+            raise TomoclassError(f"shifts: got shape {values.shape} for {len(self)} particles")
+        return self._derive(
+            replace(p, shift=Shift(*(float(v) for v in row)))
+            for p, row in zip(self._particles, values, strict=True)
+        )
+
     def rotation_matrices(self) -> np.ndarray:
         """``(N, 3, 3)`` float64 matrices ``Rz(z2)·Rx(x)·Rz(z1)`` acting on ``(x, y, z)``."""
         if not self._particles:
