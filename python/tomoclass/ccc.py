@@ -30,14 +30,13 @@ from tomoclass.features import (
     Particles,
     ParticleStack,
     box_size,
-    make_band,
+    gathered_features,
     masked_spectra,
-    spectral_features,
+    prepare,
 )
 from tomoclass.fourier import band_mask
 from tomoclass.io.files import atomic_output
-from tomoclass.mask import load_mask
-from tomoclass.parallel import Serial, allgather_rows, share
+from tomoclass.parallel import Serial, share
 
 MODES = ("fourier", "real")
 MEMORY_BUDGET = 2 * 2**30
@@ -127,13 +126,8 @@ def fingerprint(particles: Particles, mask: np.ndarray) -> str:
 
 def _fourier_tiles(particles, mask, band, binning, comm, progress, cache_dir) -> Callable:
     """Features of this rank's share, gathered on every rank; returns the tile computer."""
-    start, stop = share(comm, comm.rank, len(particles))
-    feats = spectral_features(
-        particles, mask, band, binning, start=start, stop=stop, progress=progress,
-        cache_dir=cache_dir,
-    )  # fmt: skip
-    f = allgather_rows(comm, np.asarray(feats.f))
-    w = allgather_rows(comm, np.asarray(feats.w))
+    f, w = gathered_features(particles, mask, band, binning, comm, progress=progress,
+                             cache_dir=cache_dir)  # fmt: skip
     x, p = _core.ccc_factors(f, w, band.herm)
     return lambda batch: _core.ccc_tiles(x, p, w, batch)
 
@@ -184,11 +178,8 @@ def correlation_matrix(
     n = len(particles)
     if n < 2:
         raise TomoclassError(f"a correlation matrix needs at least 2 particles, got {n}")
+    mask, band = prepare(particles, mask, binning, lowpass, lowest)
     box = box_size(particles)
-    if binning < 1 or box % binning:
-        raise TomoclassError(f"binning {binning} does not divide the box size {box}")
-    mask = load_mask(mask, box, binning)
-    band = make_band(box // binning, lowpass, lowest)
 
     tiles = tile_grid(n, tile)[comm.rank :: comm.size]
     store = None

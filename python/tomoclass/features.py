@@ -23,6 +23,7 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.fourier import frequency_radius
 from tomoclass.io import check_finite, read_volume
+from tomoclass.parallel import Serial, allgather_rows, share
 from tomoclass.particles import ParticleList
 from tomoclass.wedge import Wedge, core_components
 
@@ -220,3 +221,38 @@ def masked_spectra(
         if progress is not None:
             progress(b - a)
     return spectra, wedges
+
+
+def prepare(
+    particles: Particles,
+    mask: str | os.PathLike | np.ndarray,
+    binning: int,
+    highest: float,
+    lowest: float = 0.0,
+) -> tuple[np.ndarray, Band]:
+    """Check the box and binning, then the binned mask and the band of a run."""
+    from tomoclass.mask import load_mask  # mask imports this module's neighbours
+
+    box = box_size(particles)
+    if binning < 1 or box % binning:
+        raise TomoclassError(f"binning {binning} does not divide the box size {box}")
+    return load_mask(mask, box, binning), make_band(box // binning, highest, lowest)
+
+
+def gathered_features(
+    particles: Particles,
+    mask: np.ndarray,
+    band: Band,
+    binning: int,
+    comm=None,
+    *,
+    progress=None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``(f, w)`` of all particles; under MPI each rank computes its share and every
+    rank receives all of them, in particle order."""
+    comm = comm or Serial()
+    start, stop = share(comm, comm.rank, len(particles))
+    feats = spectral_features(particles, mask, band, binning, start=start, stop=stop,
+                              progress=progress, cache_dir=cache_dir)  # fmt: skip
+    return allgather_rows(comm, np.asarray(feats.f)), allgather_rows(comm, np.asarray(feats.w))

@@ -19,8 +19,7 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
-from tomoclass.features import Particles, ParticleStack, box_size, make_band, spectral_features
-from tomoclass.mask import load_mask
+from tomoclass.features import Particles, ParticleStack, gathered_features, prepare
 from tomoclass.parallel import Serial, allgather_rows, share
 
 FLOOR = 0.05
@@ -237,18 +236,12 @@ def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_s
     n = len(particles)
     if not 2 <= nclass <= n:
         raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
-    box = box_size(particles)
-    if binning < 1 or box % binning:
-        raise TomoclassError(f"binning {binning} does not divide the box size {box}")
-    mask = load_mask(mask, box, binning)
-    band = make_band(box // binning, highest, lowest)
-    start, stop = share(comm, comm.rank, n)
-    feats = spectral_features(particles, mask, band, binning, start=start, stop=stop)
-    f = allgather_rows(comm, np.asarray(feats.f))
     if max_shift < 0:
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
+    mask, band = prepare(particles, mask, binning, highest, lowest)
+    f, w = gathered_features(particles, mask, band, binning, comm)
     shift = ShiftSearch(max_shift / binning, band.flat, band.box) if max_shift > 0 else None
-    return f, allgather_rows(comm, np.asarray(feats.w)), band.herm, shift
+    return f, w, band.herm, shift
 
 
 TEMPERATURES = ("sigma", "annealing")

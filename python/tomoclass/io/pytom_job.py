@@ -48,11 +48,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
 
 from tomoclass.errors import TomoclassError
 from tomoclass.io.files import PathLike, atomic_output
-from tomoclass.io.pytom_xml import read_pytom_xml, to_xml_string
+from tomoclass.io.pytom_xml import parse_xml, read_pytom_xml, to_xml_string
 from tomoclass.particles import ParticleList
 
 KINDS = {"MCOEXMXJob": "exmx", "MCOACJob": "ac"}
@@ -115,7 +114,7 @@ def read_mco_job(path: PathLike) -> MCOJob:
     """Read a PyTom ``MCOEXMXJob`` or ``MCOACJob`` file; relative paths start at its folder."""
     name = os.fspath(path)
     folder = Path(path).absolute().parent
-    root = _parse_file(name)
+    root = parse_xml(name, tuple(KINDS))
     description = _child(root, _DESCRIPTION, name)
     bandpass = _child(description, "Preprocessing/Bandpass", name)
     job = MCOJob(
@@ -134,25 +133,6 @@ def read_mco_job(path: PathLike) -> MCOJob:
         job = _with_annealing(job, root, name)
     _validate(job, name)
     return job
-
-
-def _parse_file(name: str) -> ET.Element:
-    """The root element of job file ``name``, which must be an MCO job."""
-    try:
-        root = SafeET.parse(name).getroot()
-    except FileNotFoundError:
-        raise TomoclassError(f"{name}: no such file") from None
-    except OSError as err:
-        raise TomoclassError(f"{name}: cannot read ({err.strerror or err})") from None
-    except ET.ParseError as err:
-        raise TomoclassError(f"{name}: malformed XML ({err})") from None
-    except DefusedXmlException as err:
-        raise TomoclassError(f"{name}: refused unsafe XML ({err})") from None
-    if root.tag not in KINDS:
-        raise TomoclassError(
-            f"{name}: root element is <{root.tag}>, expected <MCOEXMXJob> or <MCOACJob>"
-        )
-    return root
 
 
 def _with_annealing(job: MCOJob, root: ET.Element, name: str) -> MCOJob:

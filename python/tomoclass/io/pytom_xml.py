@@ -59,7 +59,7 @@ class _Invalid(ValueError):
 
 def read_pytom_xml(path: PathLike) -> ParticleList:
     """Read a PyTom particle-list XML file; relative filenames are relative to its folder."""
-    root = _parse_file(path)
+    root = parse_xml(path, ("ParticleList",))
     particles = []
     for index, element in enumerate(root.findall("Particle")):
         try:
@@ -69,8 +69,9 @@ def read_pytom_xml(path: PathLike) -> ParticleList:
     return ParticleList(particles, Path(path).absolute().parent, _template(root))
 
 
-def _parse_file(path: PathLike) -> ET.Element:
-    """The root ``<ParticleList>`` of ``path`` (comments kept), or a TomoclassError."""
+def parse_xml(path: PathLike, roots: tuple[str, ...]) -> ET.Element:
+    """The root element of the XML file ``path`` (comments kept), which must be one of
+    ``roots``; refuses entity expansion. Every failure is a TomoclassError naming the file."""
     name = os.fspath(path)
     parser = SafeET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
     try:
@@ -83,8 +84,9 @@ def _parse_file(path: PathLike) -> ET.Element:
         raise TomoclassError(f"{name}: malformed XML ({err})") from None
     except DefusedXmlException as err:
         raise TomoclassError(f"{name}: refused unsafe XML ({err})") from None
-    if root.tag != "ParticleList":
-        raise TomoclassError(f"{name}: root element is <{root.tag}>, expected <ParticleList>")
+    if root.tag not in roots:
+        expected = " or ".join(f"<{tag}>" for tag in roots)
+        raise TomoclassError(f"{name}: root element is <{root.tag}>, expected {expected}")
     return root
 
 
