@@ -721,6 +721,64 @@ def _add_mco_commands(sub: argparse._SubParsersAction) -> None:
     ))  # fmt: skip
 
 
+def _run_merge(args: argparse.Namespace) -> None:
+    import json
+
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.features import box_size
+    from tomoclass.fourier import frequency_radius
+    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.mask import load_mask, spherical_mask
+    from tomoclass.merge import dendrogram_png, merge_plan
+
+    plist = read_particle_list(args.particles)
+    if all(name is None for name in plist.class_names()):
+        raise TomoclassError(f"{args.particles}: the list has no classes to merge")
+    box = box_size(plist)
+    mask = load_mask(args.mask, box) if args.mask else spherical_mask(box)
+    averages = class_averages(plist)
+    plan = merge_plan(averages, mask, frequency_radius(args.lowpass, box), groups=args.groups,
+                      n_clusters=args.n_clusters, threshold=args.threshold)  # fmt: skip
+    merged = plist.with_classes(plan.mapping.get(name, name) for name in plist.class_names())
+    stem = args.output.with_suffix("")
+    new_averages = class_averages(merged)
+    write_particle_list(merged, args.output)
+    write_averages(new_averages, f"{stem}_class")
+    dendrogram_png(plan, averages, f"{stem}_dendrogram.png")
+    summary = {"mapping": plan.mapping, "class_sizes": {a.label: a.count for a in new_averages},
+               "ccc_between_averages": plan.correlation.round(6).tolist()}  # fmt: skip
+    _write_text(Path(f"{stem}_merge.json"), json.dumps(summary, indent=2) + "\n")
+    moves = ", ".join(f"{old}→{new}" for old, new in plan.mapping.items())
+    print(f"{len(averages)} classes merged into {len(new_averages)} ({moves}): wrote "
+          f"{args.output}, {stem}_class_<k>.em, {stem}_dendrogram.png")  # fmt: skip
+
+
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge look-alike classes by hierarchical clustering of their averages",
+        formatter_class=_Formatter,
+        description=(
+            "Average every class, correlate the averages (masked, band-passed, no wedge),\n"
+            "cluster the distances 1 - CCC with average linkage, and merge classes by explicit\n"
+            "groups, into K clusters, or below a distance threshold. Writes OUT.xml,\n"
+            "OUT_class_<k>.em, OUT_dendrogram.png and OUT_merge.json.\n\n"
+            "examples:\n  tomoclass merge -p classified.xml --n-clusters 3 -o merged.xml\n"
+            '  tomoclass merge -p classified.xml --groups "0,2,3;1,4;5,6" -o merged.xml'
+        ),
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="classified list")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--groups", help="classes to merge, e.g. 0,2,3;1,4;5,6")
+    how.add_argument("--n-clusters", type=int, help="number of merged classes")
+    how.add_argument("--threshold", type=float, help="merge below this distance 1 - CCC")
+    p.add_argument("-o", "--output", type=Path, required=True, help="merged list to write")
+    p.add_argument("-m", "--mask", type=Path, help="mask (default: a sphere of the box)")
+    p.add_argument("-f", "--lowpass", type=float, default=0.25,
+                   help="band of the comparison, Fourier voxels (below 1: of the box)")  # fmt: skip
+    p.set_defaults(run=_run_merge)
+
+
 def _run_demo(args: argparse.Namespace) -> None:
     import time
 
@@ -859,6 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mco_commands(sub)
     _add_job(sub)
     _add_average(sub)
+    _add_merge(sub)
     _add_select_split(sub)
     _add_convert(sub)
     return parser
