@@ -99,3 +99,25 @@ def test_cli_oversample_then_merge(tmp_path, capsys):
     assert main(["merge", "-p", str(unclassified), "-o", str(tmp_path / "y.xml"),
                  "--n-clusters", "2"]) == 2  # fmt: skip
     assert "no classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["mco-exmx", "cpca"])
+def test_oversample_runs_the_whole_workflow(tmp_path, command):
+    data = tmp_path / "sim"
+    assert main(["simulate", str(data), "-n", "90", "-k", "2", "--box", "16", "--snr", "1"]) == 0
+    if command == "cpca":
+        assert main(["ccc", "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"),
+                     "-f", "4", "-o", str(tmp_path)]) == 0  # fmt: skip
+        args = ["cpca", "-p", str(data / "particles.xml"), "-c",
+                str(tmp_path / "correlation_matrix.npy"), "-n", "2",
+                "-o", str(tmp_path / "out.xml"), "--oversample", "3"]  # fmt: skip
+        listed, picture = tmp_path / "out.xml", tmp_path / "merge_dendrogram.png"
+    else:
+        args = ["mco-exmx", "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"),
+                "-c", "2", "-d", str(tmp_path / "mco"), "--highest-frequency", "4",
+                "--oversample", "3"]  # fmt: skip
+        listed = tmp_path / "mco" / "classifiedParticles.xml"
+        picture = tmp_path / "mco" / "merge_dendrogram.png"
+    assert main(args) == 0
+    assert sorted(set(read_particle_list(listed).class_names())) == ["0", "1"]
+    assert picture.read_bytes()[:4] == b"\x89PNG"

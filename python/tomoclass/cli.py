@@ -243,9 +243,13 @@ def _run_cpca(args: argparse.Namespace) -> None:
         )
     check_matrix(matrix, str(args.ccc))
     neig = args.neig if args.neig == "auto" else _positive_int(args.neig, "-e/--neig")
-    result = cpca(matrix, neig, args.nclass, args.seed)
+    result = cpca(matrix, neig, args.nclass * args.oversample, args.seed)
     eigen_seconds = time.perf_counter() - started
-    classified = plist.with_classes(result.labels.tolist())
+    labels, plan = result.labels.tolist(), None
+    if args.oversample > 1:
+        lowpass = args.lowpass if args.lowpass is not None else 0.25
+        labels, plan, before = _merge_oversampled(plist, labels, args.nclass, None, lowpass, 1)
+    classified = plist.with_classes(labels)
     comm = world()
     averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm)
     if comm.rank != 0:
@@ -254,20 +258,20 @@ def _run_cpca(args: argparse.Namespace) -> None:
     prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
     write_particle_list(classified, args.output)
     write_averages(averages, prefix)
-    for name, values in (
-        ("eigenvalues", result.eigenvalues),
-        ("coefficients", result.coefficients),
-    ):
-        np.save(folder / f"{name}.npy", values)
-        _write_text(folder / f"{name}.csv", "\n".join(
-            ",".join(f"{v:.9g}" for v in np.atleast_1d(row)) for row in values
-        ) + "\n")  # fmt: skip
+    for name in ("eigenvalues", "coefficients"):
+        _write_table(folder / name, getattr(result, name))
+    if plan is not None:
+        from tomoclass.merge import dendrogram_png
+
+        dendrogram_png(plan, before, folder / "merge_dendrogram.png")
     run = {
         "command": "cpca",
         "parameters": {"particles": str(args.particles), "ccc": str(args.ccc), "neig": args.neig,
                        "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
                        "binning": args.binning, "lowpass": args.lowpass},
         "class_sizes": {a.label: a.count for a in averages},
+        "oversample": {"factor": args.oversample,
+                       "merge": plan.mapping if plan is not None else None},
         "versions": {"tomoclass": __version__, "numpy": np.__version__,
                      "scipy": scipy.__version__, "python": platform.python_version()},
         "timings": {"cpca_seconds": eigen_seconds,
@@ -277,6 +281,22 @@ def _run_cpca(args: argparse.Namespace) -> None:
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
           f"averages {prefix}_<k>.em, eigenvalues and run.json in {folder}")  # fmt: skip
+
+
+def _merge_oversampled(plist, labels, nclass: int, mask, lowpass: float, binning: int):
+    """``--oversample``: merge the classes of ``labels`` into ``nclass`` by hierarchical
+    clustering of their averages; returns the merged labels and the merge plan."""
+    from tomoclass.average import class_averages
+    from tomoclass.features import box_size
+    from tomoclass.fourier import frequency_radius
+    from tomoclass.mask import load_mask, spherical_mask
+    from tomoclass.merge import merge_plan
+
+    box = box_size(plist)
+    mask = spherical_mask(box) if mask is None else load_mask(mask, box)
+    averages = class_averages(plist, labels=labels, binning=1)
+    plan = merge_plan(averages, mask, frequency_radius(lowpass, box), n_clusters=nclass)
+    return [plan.mapping[str(v)] for v in labels], plan, averages
 
 
 def _write_table(stem: Path, values) -> None:
@@ -328,6 +348,8 @@ def _add_cpca(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-b", "--binning", type=int, default=1, help="binning of the averages")
     p.add_argument("-f", "--lowpass", type=float, help="low-pass of the averages (Fourier voxels)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
+    p.add_argument("--oversample", type=int, default=1,
+                   help="classify into NCLASS x this many, then merge to NCLASS")  # fmt: skip
     p.set_defaults(run=_run_cpca)
 
 
@@ -472,7 +494,7 @@ class McoCheckpoint:
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
             "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
-            "update_shifts",
+            "update_shifts", "oversample",
             "start_temperature", "annealing_step", "local_search_increment", "temperature",
             "criterion")  # fmt: skip
 
@@ -584,19 +606,26 @@ def _run_mco(args: argparse.Namespace) -> None:
               "max_shift": args.max_shift, "update_shifts": args.update_shifts,
               "allow_collapse": args.allow_class_collapse}  # fmt: skip
     swaps = None
+    if args.oversample < 1:
+        raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")
+    classes = args.classes * args.oversample
     if annealing:
         result, swaps = mco_ac(
-            plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
+            plist, args.mask, classes, args.start_temperature, args.annealing_step,
             args.highest_frequency, args.binning, on_round=keep_step,
             local_search=args.local_search_increment, temperature=args.temperature,
             criterion=args.criterion, **common,
         )  # fmt: skip
     else:
         result = mco_exmx(
-            plist, args.mask, args.classes, args.highest_frequency, args.binning,
+            plist, args.mask, classes, args.highest_frequency, args.binning,
             iterations=args.iterations, on_iteration=keep_step, **common,
         )  # fmt: skip
-    classified = plist.with_classes(result.labels.tolist())
+    labels, plan = result.labels.tolist(), None
+    if args.oversample > 1:
+        labels, plan, before = _merge_oversampled(plist, labels, args.classes, args.mask,
+                                                  args.highest_frequency, args.binning)  # fmt: skip
+    classified = plist.with_classes(labels)
     if result.shifts is not None:
         classified = classified.with_shifts(result.shifts)
     averages = class_averages(classified, binning=args.binning, comm=comm)
@@ -615,8 +644,14 @@ def _run_mco(args: argparse.Namespace) -> None:
             (work / "swaps.csv").write_text("".join(lines))
         write_particle_list(classified, work / "classifiedParticles.xml")
         write_averages(averages, work / "class")
+        if plan is not None:
+            from tomoclass.merge import dendrogram_png
+
+            dendrogram_png(plan, before, work / "merge_dendrogram.png")
         run = {
             "command": args.command,
+            "oversample": {"factor": args.oversample,
+                           "merge": plan.mapping if plan is not None else None},
             "parameters": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "run"},
             "ranks": comm.size,
@@ -657,6 +692,8 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
                    help="let classes empty instead of re-seeding them")  # fmt: skip
     p.add_argument("--update-shifts", action="store_true",
                    help="store the best shifts (needs --max-shift)")  # fmt: skip
+    p.add_argument("--oversample", type=int, default=1,
+                   help="classify into CLASSES x this many, then merge to CLASSES")  # fmt: skip
     if annealing:
         p.add_argument("--start-temperature", type=float,
                        help="first temperature (x score spread for sigma)")  # fmt: skip
