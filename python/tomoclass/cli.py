@@ -266,7 +266,8 @@ def _run_cpca(args: argparse.Namespace) -> None:
         dendrogram_png(plan, before, folder / "merge_dendrogram.png")
     run = {
         "command": "cpca",
-        "parameters": {"particles": str(args.particles), "ccc": str(args.ccc), "neig": args.neig,
+        "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),
+                       "output": str(args.output.absolute()), "neig": args.neig,
                        "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
                        "binning": args.binning, "lowpass": args.lowpass},
         "class_sizes": {a.label: a.count for a in averages},
@@ -816,7 +817,31 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_merge)
 
 
+def _run_report(args: argparse.Namespace) -> None:
+    from tomoclass.plotting import report
+
+    print(f"wrote {report(args.directory)} (pictures in {args.directory / 'report'})")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="pictures and one HTML page of a run's output folder",
+        formatter_class=_Formatter,
+        description=(
+            "Draw what a tomoclass command left in DIR: eigenvalue spectrum, coefficient\n"
+            "scatter by class, CCC matrix ordered by class, central slices of the class\n"
+            "averages with their sizes, dendrograms, the iteration/annealing trace and the\n"
+            "parameters of run.json. Writes DIR/report/*.png and a self-contained\n"
+            "DIR/report.html.\n\nexample:\n  tomoclass report mco"
+        ),
+    )
+    p.add_argument("directory", type=Path, help="output folder of a tomoclass command")
+    p.set_defaults(run=_run_report)
+
+
 def _run_demo(args: argparse.Namespace) -> None:
+    import json
     import time
 
     from tomoclass.average import class_averages, write_averages
@@ -824,6 +849,7 @@ def _run_demo(args: argparse.Namespace) -> None:
     from tomoclass.cpca import cpca
     from tomoclass.io import read_particle_list, write_particle_list
     from tomoclass.metrics import adjusted_rand_index
+    from tomoclass.plotting import report
     from tomoclass.simulate import SimulationConfig, read_truth, simulate_particles
 
     folder = args.directory or Path(tempfile.mkdtemp(prefix="tomoclass-demo-"))
@@ -842,9 +868,17 @@ def _run_demo(args: argparse.Namespace) -> None:
     result = cpca(matrix, "auto", config.n_classes, args.seed)
     classified = plist.with_classes(result.labels.tolist())
     write_particle_list(classified, folder / "classified.xml")
-    print("4/4 wedge-weighted class averages")
+    print("4/4 wedge-weighted class averages and the report")
     averages = class_averages(classified)
     write_averages(averages, folder / "class")
+    for name in ("eigenvalues", "coefficients"):
+        _write_table(folder / name, getattr(result, name))
+    run = {"command": "demo", "parameters": {"particles": args.particles, "classes": args.classes,
+           "snr": args.snr, "seed": args.seed, "neig_used": result.neig,
+           "output": str((folder / "classified.xml").absolute())},
+           "class_sizes": {a.label: a.count for a in averages}}  # fmt: skip
+    _write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
+    page = report(folder)
     truth = read_truth(folder / "truth.csv")
     ari = adjusted_rand_index([truth[p.filename] for p in plist], result.labels)
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
@@ -854,6 +888,7 @@ def _run_demo(args: argparse.Namespace) -> None:
         f"outputs in {folder}: classified.xml, class_<k>.em (+ _wedgesum), "
         "correlation_matrix.csv, truth.csv"
     )
+    print(f"look at the report: {page}")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -956,6 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_average(sub)
     _add_merge(sub)
     _add_select_split(sub)
+    _add_report(sub)
     _add_convert(sub)
     return parser
 
