@@ -121,3 +121,28 @@ def test_oversample_runs_the_whole_workflow(tmp_path, command):
     assert main(args) == 0
     assert sorted(set(read_particle_list(listed).class_names())) == ["0", "1"]
     assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_existing_averages_are_reused(tmp_path, monkeypatch, oversampled):
+    import importlib
+
+    from tomoclass.average import write_averages
+
+    # tomoclass.average is also the public function; the module is reached by its import name.
+    average_module = importlib.import_module("tomoclass.average")
+
+    sim, stack, labels = oversampled
+    list_path = write_simulation(sim, tmp_path / "sim")
+    classified = tmp_path / "over.xml"
+    write_particle_list(read_particle_list(list_path).with_classes(labels.tolist()), classified)
+    write_averages(class_averages(stack, labels=labels), tmp_path / "avg")
+    computed = []
+    real = average_module.class_averages
+    monkeypatch.setattr(average_module, "class_averages",
+                        lambda *a, **k: computed.append(1) or real(*a, **k))  # fmt: skip
+    args = ["merge", "-p", str(classified), "--n-clusters", "3", "-f", "6"]
+    assert main([*args, "-o", str(tmp_path / "a.xml"), "-a", str(tmp_path / "avg")]) == 0
+    assert len(computed) == 1  # only the merged classes' new averages
+    assert main([*args, "-o", str(tmp_path / "b.xml")]) == 0
+    assert len(computed) == 3  # without -a the 8 averages are computed first
+    assert (tmp_path / "a.xml").read_bytes() == (tmp_path / "b.xml").read_bytes()

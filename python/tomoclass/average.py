@@ -147,3 +147,25 @@ def write_averages(averages: list[ClassAverage], prefix: str | os.PathLike) -> l
         write_volume(Path(f"{stem}_{avg.label}_wedgesum{ext}"), avg.wedge_sum)
         written.append(path)
     return written
+
+
+def read_averages(
+    prefix: str | os.PathLike, labels: list[str], counts: list[int]
+) -> list[ClassAverage] | None:
+    """Averages written earlier as ``PREFIX_<label>.em`` (or ``.mrc``) with their wedge sums,
+    if there is one for every label; else None (then they must be computed)."""
+    from tomoclass.io import read_volume
+
+    stem = os.fspath(prefix)
+    found = []
+    for label, count in zip(labels, counts, strict=True):
+        for ext in (".em", ".mrc"):
+            volume, wedge_sum = Path(f"{stem}_{label}{ext}"), Path(f"{stem}_{label}_wedgesum{ext}")
+            if volume.exists() and wedge_sum.exists():
+                found.append(
+                    ClassAverage(label, read_volume(volume), read_volume(wedge_sum), count)
+                )
+                break
+        else:
+            return None
+    return found

@@ -762,7 +762,7 @@ def _add_mco_commands(sub: argparse._SubParsersAction) -> None:
 def _run_merge(args: argparse.Namespace) -> None:
     import json
 
-    from tomoclass.average import class_averages, write_averages
+    from tomoclass.average import class_averages, read_averages, write_averages
     from tomoclass.features import box_size
     from tomoclass.fourier import frequency_radius
     from tomoclass.io import read_particle_list, write_particle_list
@@ -774,7 +774,13 @@ def _run_merge(args: argparse.Namespace) -> None:
         raise TomoclassError(f"{args.particles}: the list has no classes to merge")
     box = box_size(plist)
     mask = load_mask(args.mask, box) if args.mask else spherical_mask(box)
-    averages = class_averages(plist)
+    groups = plist.split_by_class()
+    averages = None
+    if args.averages is not None:
+        averages = read_averages(args.averages, [str(k) for k in groups],
+                                 [len(v) for v in groups.values()])  # fmt: skip
+    if averages is None:
+        averages = class_averages(plist)
     plan = merge_plan(averages, mask, frequency_radius(args.lowpass, box), groups=args.groups,
                       n_clusters=args.n_clusters, threshold=args.threshold)  # fmt: skip
     merged = plist.with_classes(plan.mapping.get(name, name) for name in plist.class_names())
@@ -812,6 +818,8 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--threshold", type=float, help="merge below this distance 1 - CCC")
     p.add_argument("-o", "--output", type=Path, required=True, help="merged list to write")
     p.add_argument("-m", "--mask", type=Path, help="mask (default: a sphere of the box)")
+    p.add_argument("-a", "--averages",
+                   help="reuse existing averages PREFIX_<k>.em (else computed)")  # fmt: skip
     p.add_argument("-f", "--lowpass", type=float, default=0.25,
                    help="band of the comparison, Fourier voxels (below 1: of the box)")  # fmt: skip
     p.set_defaults(run=_run_merge)
