@@ -32,12 +32,6 @@ class Serial:
     def allgather(self, obj: Any) -> list[Any]:
         return [obj]
 
-    def Barrier(self) -> None:
-        return None
-
-    def Abort(self, code: int = 1) -> None:
-        raise SystemExit(code)
-
 
 def launched_by_mpi() -> bool:
     """Whether an MPI starter (mpiexec, srun, …) started this process."""
