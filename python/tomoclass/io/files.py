@@ -13,6 +13,15 @@ PathLike = str | os.PathLike[str]
 """A file path as callers pass it."""
 
 
+def is_file(path: PathLike) -> bool:
+    """Whether ``path`` is an existing file; a name the system cannot even look up (too
+    long, say) is simply not one, rather than an OSError."""
+    try:
+        return os.path.isfile(path)
+    except (OSError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def atomic_output(path: PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.

@@ -50,7 +50,7 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 
 from tomoclass.errors import TomoclassError
-from tomoclass.io.files import PathLike, atomic_output
+from tomoclass.io.files import PathLike, atomic_output, is_file
 from tomoclass.io.pytom_xml import parse_xml, read_pytom_xml, to_xml_string
 from tomoclass.particles import ParticleList
 
@@ -205,7 +205,7 @@ def _particles(element: ET.Element, folder: Path, name: str) -> ParticleList:
     """The job's particles: inline, or from the list file its ``Filename`` names."""
     if element.find("Particle") is None and element.get("Filename"):
         listed = _path(folder, element.get("Filename", ""))
-        if not listed.is_file():
+        if not is_file(listed):
             raise TomoclassError(f"{name}: <ParticleList Filename>: no such file {listed}")
         try:
             return read_pytom_xml(listed)
@@ -290,12 +290,12 @@ def _validate_annealing(job: MCOJob, name: str) -> None:
 
 def _validate_files(job: MCOJob, name: str) -> None:
     """The mask and every particle file must exist."""
-    if not Path(job.mask).is_file():
+    if not is_file(job.mask):
         raise TomoclassError(f"{name}: <Mask Filename>: no such file {job.mask}")
     if not job.particles:
         raise TomoclassError(f"{name}: <ParticleList> holds no particles")
     for index, particle in enumerate(job.particles.paths()):
-        if not particle.is_file():
+        if not is_file(particle):
             raise TomoclassError(
                 f"{name}: <Particle Filename> of particle {index}: no such file {particle}"
             )

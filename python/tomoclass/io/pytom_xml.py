@@ -71,9 +71,11 @@ def read_pytom_xml(path: PathLike) -> ParticleList:
 
 def parse_xml(path: PathLike, roots: tuple[str, ...]) -> ET.Element:
     """The root element of the XML file ``path`` (comments kept), which must be one of
-    ``roots``; refuses entity expansion. Every failure is a TomoclassError naming the file."""
+    ``roots``; refuses DTDs and entities. Every failure is a TomoclassError naming the file."""
     name = os.fspath(path)
-    parser = SafeET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
+    builder = ET.TreeBuilder(insert_comments=True, insert_pis=True)
+    # No DTD at all: PyTom never writes one, and one could silently swallow entities.
+    parser = SafeET.XMLParser(target=builder, forbid_dtd=True)
     try:
         root = SafeET.parse(name, parser=parser).getroot()
     except FileNotFoundError:

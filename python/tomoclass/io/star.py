@@ -47,7 +47,7 @@ from scipy.spatial.transform import Rotation as ScipyRotation
 
 from tomoclass.errors import TomoclassError
 from tomoclass.geometry import Rotation, Shift
-from tomoclass.io.files import PathLike, atomic_output
+from tomoclass.io.files import PathLike, atomic_output, is_file
 from tomoclass.particles import Particle, ParticleList, PickPosition
 
 ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
@@ -255,7 +255,7 @@ def _image_folder(star: Path, particles: list[Particle]) -> Path:
     if not relative:
         return folder
     for candidate in (folder, *folder.parents):
-        if (candidate / relative[0]).exists():
+        if is_file(candidate / relative[0]):
             return candidate
     return folder
 

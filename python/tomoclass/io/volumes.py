@@ -60,7 +60,7 @@ def _mrc(
             handle = mrcfile.open(path, mode="r", permissive=False, header_only=header_only)
         with handle as mrc:
             yield mrc
-    except (ValueError, EOFError) as err:
+    except (ValueError, EOFError, OverflowError) as err:
         raise _fail(path, f"not a valid MRC file ({err})") from None
     except OSError as err:
         raise _fail(path, f"cannot read ({err.strerror or err})") from None
