@@ -133,3 +133,27 @@ def test_two_ranks_give_the_single_process_averages(tmp_path):
     for k in (0, 1):
         one = read_volume(tmp_path / f"one_{k}.em")
         assert np.array_equal(read_volume(tmp_path / f"two_{k}.em"), one)
+
+
+def test_a_rank_that_dies_stops_the_job_without_output(sim_list, tmp_path):
+    """Rank 1 is killed (SIGKILL) in the middle of the tiles: the job ends promptly with an
+    error status instead of hanging, and no matrix is written."""
+    script = (
+        "import os, signal, sys\n"
+        "import tomoclass.ccc as ccc\n"
+        "from tomoclass.cli import main\n"
+        "from tomoclass.parallel import world\n"
+        "if world().rank == 1:\n"
+        "    ccc._core.ccc_tiles = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    run = subprocess.run(
+        ["mpiexec", "-n", "2", sys.executable, "-c", script, "ccc", "-p", str(sim_list),
+         "-m", str(sim_list.parent / "mask.em"), "-f", "5", "--tile", "3", "-o", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert not (out / "correlation_matrix.csv").exists()
+    assert not (out / "correlation_matrix.npy").exists()
