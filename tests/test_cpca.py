@@ -183,3 +183,24 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     ari = float(out.split("adjusted Rand index against the truth:")[1].split()[0])
     assert ari >= 0.9
     assert (tmp_path / "demo" / "classified.xml").exists()
+
+
+def test_cpca_labels_do_not_depend_on_blas_threads(three_classes, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _, matrix = three_classes
+    np.save(tmp_path / "ccc.npy", matrix)
+    script = (
+        "import numpy as np, sys; from tomoclass.cpca import cpca; "
+        "r = cpca(np.load(sys.argv[1]), 'auto', 3, 0); np.save(sys.argv[2], r.labels)"
+    )
+    labels = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        out = tmp_path / f"labels{threads}.npy"
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "ccc.npy"), str(out)],
+                       check=True, env=env)  # fmt: skip
+        labels.append(np.load(out))
+    np.testing.assert_array_equal(labels[0], labels[1])
