@@ -902,7 +902,7 @@ def _run_demo(args: argparse.Namespace) -> None:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="simulate a data set and classify it end to end (about a minute)",
+        help="simulate a data set, classify it end to end and report (seconds)",
         formatter_class=_Formatter,
         description=(
             "Simulate aligned particles with known classes, then run ccc → cpca → average and\n"
@@ -984,7 +984,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description=(
             "Classify aligned subtomograms (PyTom-compatible, Rust core).\n\n"
-            "Start with 'tomoclass simulate DIR' to make a data set with known classes;\n"
+            "Start with 'tomoclass demo': it simulates particles with known classes, classifies\n"
+            "them (ccc -> cpca -> average) and writes a report. A typical run on your data:\n"
+            "  tomoclass ccc -p particles.xml -m mask.em -f 8 -o out\n"
+            "  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
+            "-o out/classified.xml\n"
+            "  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco --highest-frequency 8\n"
+            "  tomoclass report out\n"
             "'tomoclass COMMAND --help' explains each command."
         ),
     )
