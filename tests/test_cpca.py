@@ -204,3 +204,32 @@ def test_cpca_labels_do_not_depend_on_blas_threads(three_classes, tmp_path):
                        check=True, env=env)  # fmt: skip
         labels.append(np.load(out))
     np.testing.assert_array_equal(labels[0], labels[1])
+
+
+def test_a_memory_mapped_matrix_is_streamed_to_the_same_result(three_classes, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    import importlib
+
+    from tomoclass.ccc import read_matrix
+
+    # tomoclass.cpca is also the public function; the module is reached by its import name.
+    cpca_module = importlib.import_module("tomoclass.cpca")
+
+    matrix = three_classes[1]
+    dense = cpca(matrix, "auto", 3, seed=0)
+    path = tmp_path / "ccc.npy"
+    np.save(path, matrix.astype(np.float32))
+    mapped = read_matrix(path)
+    assert isinstance(mapped, np.memmap)
+    # Small limits make the 240-particle matrix take the streamed (Lanczos, blocked) path.
+    monkeypatch.setattr(cpca_module, "DENSE_LIMIT", 50)
+    monkeypatch.setattr(cpca_module, "BLOCK", 64)
+    streamed = cpca(mapped, "auto", 3, seed=0)
+    assert streamed.neig == dense.neig
+    np.testing.assert_allclose(streamed.eigenvalues, dense.eigenvalues, rtol=1e-5)
+    assert adjusted_rand_index(dense.labels, streamed.labels) == 1.0
+    broken = np.array(matrix, dtype=np.float32)
+    broken[3, 200] += 0.5
+    np.save(path, broken)
+    with pytest.raises(TomoclassError, match=r"ccc\.npy: is not symmetric"):
+        cpca(read_matrix(path), 3, 3, name=str(path))

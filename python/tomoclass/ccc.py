@@ -245,11 +245,12 @@ def write_matrix(matrix: np.ndarray, directory: str | os.PathLike) -> tuple[Path
 
 
 def read_matrix(path: str | os.PathLike) -> np.ndarray:
-    """A correlation matrix from ``.csv`` (comma-separated) or ``.npy``; it must be square."""
+    """A correlation matrix from ``.csv`` (comma-separated) or ``.npy`` (memory-mapped, not
+    loaded); it must be square."""
     name = os.fspath(path)
     try:
         if name.endswith(".npy"):
-            matrix = np.load(name, allow_pickle=False)
+            matrix = np.load(name, allow_pickle=False, mmap_mode="r")
         else:
             matrix = np.loadtxt(name, delimiter=",", dtype=np.float64, ndmin=2)
     except FileNotFoundError:

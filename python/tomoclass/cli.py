@@ -229,7 +229,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
     from tomoclass import __version__
     from tomoclass.average import class_averages, write_averages
     from tomoclass.ccc import read_matrix
-    from tomoclass.cpca import check_matrix, cpca
+    from tomoclass.cpca import cpca
     from tomoclass.io import read_particle_list, write_particle_list
     from tomoclass.parallel import world
 
@@ -241,9 +241,8 @@ def _run_cpca(args: argparse.Namespace) -> None:
             f"{args.ccc}: {len(matrix)}×{len(matrix)} matrix for {len(plist)} particles "
             f"in {args.particles}"
         )
-    check_matrix(matrix, str(args.ccc))
     neig = args.neig if args.neig == "auto" else _positive_int(args.neig, "-e/--neig")
-    result = cpca(matrix, neig, args.nclass * args.oversample, args.seed)
+    result = cpca(matrix, neig, args.nclass * args.oversample, args.seed, name=str(args.ccc))
     eigen_seconds = time.perf_counter() - started
     labels, plan = result.labels.tolist(), None
     if args.oversample > 1:

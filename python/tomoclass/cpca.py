@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.linalg import eigh
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import LinearOperator, eigsh
 
 from tomoclass.errors import TomoclassError
 
@@ -42,27 +42,57 @@ class CPCAResult:
     neig: int
 
 
+BLOCK = 2048
+"""Rows and columns of a matrix handled at once when it is streamed (e.g. memory-mapped)."""
+
+
+def _spans(n: int) -> list[tuple[int, int]]:
+    return [(a, min(a + BLOCK, n)) for a in range(0, n, BLOCK)]
+
+
 def check_matrix(ccc: np.ndarray, name: str = "correlation matrix") -> np.ndarray:
-    """The matrix as float64 if it is square, symmetric and finite; else a clear error."""
-    matrix = np.asarray(ccc, dtype=np.float64)
+    """The matrix if it is square, symmetric and finite, else a clear error naming ``name``.
+
+    Checked tile by tile, so a memory-mapped matrix is never loaded whole; a matrix small
+    enough for dense eigensolvers (≤ DENSE_LIMIT) comes back as float64 in memory.
+    """
+    matrix = ccc if isinstance(ccc, np.memmap) else np.asarray(ccc)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise TomoclassError(f"{name}: shape {matrix.shape} is not square")
-    if not np.all(np.isfinite(matrix)):
-        raise TomoclassError(f"{name}: contains NaN or Inf")
-    if not np.allclose(matrix, matrix.T, atol=1e-5):
-        raise TomoclassError(f"{name}: is not symmetric")
-    return matrix
+    spans = _spans(len(matrix))
+    for i, (a, b) in enumerate(spans):
+        for c, d in spans[i:]:
+            upper = np.asarray(matrix[a:b, c:d], dtype=np.float64)
+            lower = np.asarray(matrix[c:d, a:b], dtype=np.float64)
+            if not (np.all(np.isfinite(upper)) and np.all(np.isfinite(lower))):
+                raise TomoclassError(f"{name}: contains NaN or Inf")
+            if not np.allclose(upper, lower.T, atol=1e-5):
+                raise TomoclassError(f"{name}: is not symmetric")
+    return np.asarray(matrix, dtype=np.float64) if len(matrix) <= DENSE_LIMIT else matrix
+
+
+def _streamed(matrix: np.ndarray) -> LinearOperator:
+    """``x ↦ M·x`` reading ``M`` in row blocks (float64 products)."""
+    spans = _spans(len(matrix))
+
+    def product(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).reshape(len(matrix), -1)
+        return np.concatenate([np.asarray(matrix[a:b], dtype=np.float64) @ x for a, b in spans])
+
+    return LinearOperator(matrix.shape, matvec=product, matmat=product, dtype=np.float64)
 
 
 def top_eigenpairs(ccc: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The ``count`` largest eigenvalues (descending) and their eigenvectors ``(N, count)``,
-    each vector's sign fixed so that its largest-magnitude entry is positive."""
+    each vector's sign fixed so that its largest-magnitude entry is positive. Above
+    DENSE_LIMIT particles, Lanczos iterations stream the matrix in row blocks."""
     n = len(ccc)
     if n <= DENSE_LIMIT or count >= n - 1:
-        values, vectors = eigh(ccc, subset_by_index=[n - count, n - 1])
+        dense = np.asarray(ccc, dtype=np.float64)
+        values, vectors = eigh(dense, subset_by_index=[n - count, n - 1])
     else:
         start = np.random.default_rng(seed).standard_normal(n)
-        values, vectors = eigsh(ccc, k=count, which="LA", v0=start)
+        values, vectors = eigsh(_streamed(ccc), k=count, which="LA", v0=start)
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     flip = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(count)])
@@ -78,7 +108,8 @@ def noise_edge_neig(ccc: np.ndarray, eigenvalues: np.ndarray, nclass: int) -> in
     never below ``nclass``."""
     values = np.asarray(eigenvalues, dtype=np.float64)
     n = len(ccc)
-    trace, frobenius = float(np.trace(ccc)), float(np.square(ccc).sum())
+    trace = float(sum(np.trace(np.asarray(ccc[a:b, a:b], np.float64)) for a, b in _spans(n)))
+    frobenius = float(sum(np.square(np.asarray(ccc[a:b], np.float64)).sum() for a, b in _spans(n)))
     signal = 1
     for _ in range(len(values)):
         rest = n - signal
@@ -110,9 +141,15 @@ def kmeans(points: np.ndarray, nclass: int, seed: int, restarts: int = RESTARTS)
     return renumber[best]
 
 
-def cpca(ccc: np.ndarray, neig: int | str, nclass: int, seed: int = 0) -> CPCAResult:
-    """Classify by CPCA: ``neig`` eigenvectors (or ``"auto"``), then k-means into ``nclass``."""
-    matrix = check_matrix(ccc)
+def cpca(
+    ccc: np.ndarray, neig: int | str, nclass: int, seed: int = 0, name: str = "correlation matrix"
+) -> CPCAResult:
+    """Classify by CPCA: ``neig`` eigenvectors (or ``"auto"``), then k-means into ``nclass``.
+
+    ``ccc`` may be memory-mapped (``numpy.load(…, mmap_mode="r")``): it is then checked and
+    used in blocks, never loaded whole. ``name`` (e.g. the matrix file) is used in errors.
+    """
+    matrix = check_matrix(ccc, name)
     n = len(matrix)
     if not 2 <= nclass <= n:
         raise TomoclassError(f"nclass must be within 2..{n} (the particles), got {nclass}")
