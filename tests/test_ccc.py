@@ -749,3 +749,17 @@ def test_features_over_the_memory_budget_are_memory_mapped(tmp_path, monkeypatch
     )
     assert sorted(Path(p).name for p in opened) == ["features_f.npy", "features_w.npy"]
     assert np.array_equal(cached, in_memory)
+
+
+def test_a_matrix_larger_than_memory_is_built_on_disk(tmp_path):
+    sim = simulate_particles(SimulationConfig(n_particles=30, box=16, seed=2))
+    list_path = write_simulation(sim, tmp_path / "sim")
+    args = ["ccc", "-p", str(list_path), "-m", str(list_path.parent / "mask.em"), "-f", "5",
+            "--tile", "7"]  # fmt: skip
+    (tmp_path / "mem").mkdir()
+    (tmp_path / "disk").mkdir()
+    assert main([*args, "-o", str(tmp_path / "mem")]) == 0
+    assert main([*args, "-o", str(tmp_path / "disk"), "--memory", "1e-6", "--no-csv"]) == 0
+    disk = np.load(tmp_path / "disk" / "correlation_matrix.npy")
+    assert np.array_equal(disk, np.load(tmp_path / "mem" / "correlation_matrix.npy"))
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["correlation_matrix.npy"]

@@ -158,6 +158,7 @@ def correlation_matrix(
     progress: Callable[[str, int, int], None] | None = None,
     cache_dir: str | os.PathLike | None = None,
     memory_budget: float = MEMORY_BUDGET,
+    out: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The N×N constrained-correlation matrix (float32, symmetric, unit diagonal).
 
@@ -168,7 +169,9 @@ def correlation_matrix(
     ``checkpoint``: folder for finished tiles; with ``resume`` those of an earlier run with
     the same parameters are reused. ``progress(stage, done, total)`` reports work done.
     ``cache_dir``: where features larger than ``memory_budget`` bytes are memory-mapped
-    (one process; under MPI every rank holds all features in memory).
+    (one process; under MPI every rank holds all features in memory). ``out``: an ``(N, N)``
+    float32 array to fill on rank 0, e.g. a memory-mapped ``.npy`` for a matrix larger than
+    memory (see :func:`open_matrix`).
     """
     comm = comm or Serial()
     if mode not in MODES:
@@ -204,6 +207,16 @@ def correlation_matrix(
         if progress:
             progress("features", counted[0], feature_total)
 
+    # One process fills the matrix (which may be a memory-mapped file) tile by tile, so that
+    # it never holds the tiles twice; under MPI, rank 0 gathers them at the end.
+    matrix = None
+    if comm.rank == 0:
+        matrix = out if out is not None else np.empty((n, n), np.float32)
+    finished = len(done)
+    if comm.size == 1:
+        for t, block in done.items():
+            _place(matrix, t, block)
+        done = {}
     if todo or mode == "fourier":
         compute = (
             _fourier_tiles(particles, mask, band, binning, comm, report_features, cache)
@@ -214,30 +227,58 @@ def correlation_matrix(
         for k in range(0, len(todo), batch_size):
             batch = todo[k : k + batch_size]
             for t, block in zip(batch, compute(batch), strict=True):
-                done[t] = block
+                if comm.size == 1:
+                    _place(matrix, t, block)
+                else:
+                    done[t] = block
                 if store:
                     store.save(t, block)
+                finished += 1
             if progress:
-                progress("tiles", len(done), len(tiles))
+                progress("tiles", finished, len(tiles))
 
     gathered = comm.gather(done, root=0)
     if comm.rank != 0:
         return None
-    matrix = np.empty((n, n), np.float32)
     for part in gathered:
-        for (r0, r1, c0, c1), block in part.items():
-            matrix[r0:r1, c0:c1] = block
-            matrix[c0:c1, r0:r1] = block.T
+        for t, block in part.items():
+            _place(matrix, t, block)
     np.fill_diagonal(matrix, 1.0)
     return matrix
 
 
-def write_matrix(matrix: np.ndarray, directory: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``correlation_matrix.csv`` (PyTom's comma-separated n×n) and ``.npy`` atomically."""
+def _place(matrix: np.ndarray, tile: Tile, block: np.ndarray) -> None:
+    r0, r1, c0, c1 = tile
+    matrix[r0:r1, c0:c1] = block
+    matrix[c0:c1, r0:r1] = block.T
+
+
+def open_matrix(directory: str | os.PathLike, n: int) -> np.memmap:
+    """A memory-mapped ``(n, n)`` float32 ``.npy`` under a temporary name in ``directory``,
+    to fill with :func:`correlation_matrix` (``out=``) and publish with :func:`write_matrix`."""
+    path = Path(directory) / ".correlation_matrix.partial.npy"
+    try:
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, n))
+    except OSError as exc:
+        raise TomoclassError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_matrix(
+    matrix: np.ndarray, directory: str | os.PathLike, csv: bool = True
+) -> tuple[Path | None, Path]:
+    """Write ``correlation_matrix.npy`` and (unless ``csv`` is False) PyTom's comma-separated
+    ``correlation_matrix.csv``, each atomically. A matrix from :func:`open_matrix` is
+    published by renaming its file, without a copy."""
     folder = Path(directory)
     csv_path, npy_path = folder / "correlation_matrix.csv", folder / "correlation_matrix.npy"
-    with atomic_output(npy_path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, matrix)
+    if isinstance(matrix, np.memmap) and Path(matrix.filename).parent == folder.absolute():
+        matrix.flush()
+        os.replace(matrix.filename, npy_path)
+    else:
+        with atomic_output(npy_path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, matrix)
+    if not csv:
+        return None, npy_path
     with atomic_output(csv_path) as tmp, open(tmp, "wb") as handle:
         for start in range(0, len(matrix), 256):
             handle.write(_core.format_csv(np.ascontiguousarray(matrix[start : start + 256])))

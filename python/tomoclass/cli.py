@@ -126,7 +126,7 @@ def _progress(comm) -> Callable[[str, int, int], None] | None:
 def _run_ccc(args: argparse.Namespace) -> None:
     import time
 
-    from tomoclass.ccc import correlation_matrix, write_matrix
+    from tomoclass.ccc import correlation_matrix, open_matrix, write_matrix
     from tomoclass.io import read_particle_list
     from tomoclass.parallel import world
 
@@ -139,30 +139,29 @@ def _run_ccc(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     plist = read_particle_list(args.particles)
     checkpoint = out / ".ccc_checkpoint"
-    matrix = correlation_matrix(
-        plist,
-        args.mask,
-        args.lowpass,
-        args.binning,
-        args.mode,
-        lowest=args.lowest,
-        tile=args.tile,
-        comm=comm,
-        checkpoint=checkpoint,
-        resume=args.resume,
-        progress=_progress(comm),
-        cache_dir=out / ".ccc_features",
-        memory_budget=args.memory * 2**30,
-    )
-    shutil.rmtree(out / ".ccc_features", ignore_errors=True)
+    n, budget = len(plist), args.memory * 2**30
+    on_disk = comm.rank == 0 and n * n * 4 > budget
+    target = open_matrix(out, n) if on_disk else None
+    try:
+        matrix = correlation_matrix(
+            plist, args.mask, args.lowpass, args.binning, args.mode, lowest=args.lowest,
+            tile=args.tile, comm=comm, checkpoint=checkpoint, resume=args.resume,
+            progress=_progress(comm), cache_dir=out / ".ccc_features", memory_budget=budget,
+            out=target,
+        )  # fmt: skip
+        if comm.rank == 0:
+            csv_path, npy_path = write_matrix(matrix, out, csv=not args.no_csv)
+    finally:
+        shutil.rmtree(out / ".ccc_features", ignore_errors=True)
+        if target is not None:
+            Path(target.filename).unlink(missing_ok=True)
     if comm.rank == 0:
-        csv_path, npy_path = write_matrix(matrix, out)
         shutil.rmtree(checkpoint, ignore_errors=True)
         seconds = time.perf_counter() - started
-        print(
-            f"{len(plist)} particles, {args.mode} mode, {comm.size} rank(s): "
-            f"wrote {csv_path} and {npy_path.name} in {seconds:.1f} s"
-        )
+        written = npy_path.name if csv_path is None else f"{csv_path} and {npy_path.name}"
+        where = " (matrix built on disk)" if on_disk else ""
+        print(f"{n} particles, {args.mode} mode, {comm.size} rank(s): wrote {written} in "
+              f"{seconds:.1f} s{where}")  # fmt: skip
 
 
 def _add_ccc(sub: argparse._SubParsersAction) -> None:
@@ -206,8 +205,10 @@ def _add_ccc(sub: argparse._SubParsersAction) -> None:
         "--memory",
         type=float,
         default=2.0,
-        help="GiB of features kept in memory; more go to a memory-mapped file in DIR",
+        help="GiB kept in memory: larger features and matrices are memory-mapped files in DIR",
     )
+    p.add_argument("--no-csv", action="store_true",
+                   help="write only the .npy (the CSV of 10^5 particles is ~100 GB)")  # fmt: skip
     p.set_defaults(run=_run_ccc)
 
 
