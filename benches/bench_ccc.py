@@ -36,10 +36,8 @@ from tomoclass.wedge import weights
 
 
 def simulated_stack(n: int, box: int, seed: int = 0) -> ParticleStack:
-    sim = simulate_particles(SimulationConfig(n_particles=n, n_classes=3, box=box, seed=seed))
-    rotations = np.stack([r.matrix() for r in sim.rotations])
-    wedges = [sim.wedges[t] for t in sim.tomograms]
-    return ParticleStack(sim.volumes, rotations, sim.shifts, wedges)
+    config = SimulationConfig(n_particles=n, n_classes=3, box=box, seed=seed)
+    return simulate_particles(config).particle_stack()
 
 
 def pytom_pair(stack: ParticleStack, i: int, j: int, mask: np.ndarray, band: np.ndarray) -> float:

@@ -22,7 +22,6 @@ import numpy as np
 from tomoclass import _core
 from tomoclass.ccc import correlation_matrix
 from tomoclass.cpca import SPECTRUM, cpca, top_eigenpairs
-from tomoclass.features import ParticleStack
 from tomoclass.mask import spherical_mask
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import SimulationConfig, simulate_particles
@@ -31,11 +30,7 @@ from tomoclass.simulate import SimulationConfig, simulate_particles
 def dataset(n: int, classes: int, snr: float, seed: int, fractions=None):
     sim = simulate_particles(SimulationConfig(n_particles=n, n_classes=classes, box=32, snr=snr,
                                               seed=seed, fractions=fractions))  # fmt: skip
-    rotations = np.stack([r.matrix() for r in sim.rotations])
-    stack = ParticleStack(
-        sim.volumes, rotations, sim.shifts, [sim.wedges[t] for t in sim.tomograms]
-    )
-    return sim.labels, correlation_matrix(stack, spherical_mask(32), 8)
+    return sim.labels, correlation_matrix(sim.particle_stack(), spherical_mask(32), 8)
 
 
 def accuracy(n: int, seeds: int) -> None:

@@ -33,9 +33,7 @@ from tomoclass.simulate import SimulationConfig, simulate_particles
 def simulated(n: int, classes: int, snr: float, seed: int):
     sim = simulate_particles(SimulationConfig(n_particles=n, n_classes=classes, box=32,
                                               snr=snr, seed=seed))  # fmt: skip
-    rotations = np.stack([r.matrix() for r in sim.rotations])
-    wedges = [sim.wedges[t] for t in sim.tomograms]
-    return sim.labels, ParticleStack(sim.volumes, rotations, sim.shifts, wedges)
+    return sim.labels, sim.particle_stack()
 
 
 def features(stack: ParticleStack):

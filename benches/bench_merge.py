@@ -57,9 +57,7 @@ def main() -> None:
         sim = simulate_particles(SimulationConfig(n_particles=args.particles, n_classes=3, box=32,
                                                   snr=args.snr, fractions=(0.5, 0.45, 0.05),
                                                   seed=seed))  # fmt: skip
-        rotations = np.stack([r.matrix() for r in sim.rotations])
-        stack = ParticleStack(sim.volumes, rotations, sim.shifts,
-                              [sim.wedges[t] for t in sim.tomograms])  # fmt: skip
+        stack = sim.particle_stack()
         matrix = correlation_matrix(stack, spherical_mask(32), 8)
         band = make_band(32, 8)
         feats = spectral_features(stack, spherical_mask(32), band)

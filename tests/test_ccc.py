@@ -178,12 +178,7 @@ def asymmetric_mask(box: int = BOX) -> np.ndarray:
 
 
 def stack_of(sim) -> ParticleStack:
-    return ParticleStack(
-        sim.volumes,
-        np.stack([r.matrix() for r in sim.rotations]),
-        sim.shifts,
-        [sim.wedges[t] for t in sim.tomograms],
-    )
+    return sim.particle_stack()
 
 
 def permuted(stack: ParticleStack, order: np.ndarray) -> ParticleStack:
@@ -317,8 +312,7 @@ from tomoclass.simulate import SimulationConfig, simulate_particles
 from tomoclass.features import ParticleStack
 from tomoclass.mask import spherical_mask
 sim = simulate_particles(SimulationConfig(n_particles=20, box=16, snr=0.2, seed=11))
-stack = ParticleStack(sim.volumes, np.stack([r.matrix() for r in sim.rotations]), sim.shifts,
-                      [sim.wedges[t] for t in sim.tomograms])
+stack = sim.particle_stack()
 mask = spherical_mask(16)
 np.save(sys.argv[1], np.stack([correlation_matrix(stack, mask, 5, 1, m, tile=6)
                                for m in ("fourier", "real")]))

@@ -22,8 +22,7 @@ from tomoclass.wedge import SingleTiltWedge, weights
 
 
 def stack_of(sim) -> ParticleStack:
-    rotations = np.stack([r.matrix() for r in sim.rotations])
-    return ParticleStack(sim.volumes, rotations, sim.shifts, [sim.wedges[t] for t in sim.tomograms])
+    return sim.particle_stack()
 
 
 @pytest.fixture(scope="module")

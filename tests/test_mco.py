@@ -18,8 +18,7 @@ from tomoclass.simulate import SimulationConfig, simulate_particles
 
 
 def stack_of(sim) -> ParticleStack:
-    rotations = np.stack([r.matrix() for r in sim.rotations])
-    return ParticleStack(sim.volumes, rotations, sim.shifts, [sim.wedges[t] for t in sim.tomograms])
+    return sim.particle_stack()
 
 
 def random_features(n: int = 9, m: int = 40, seed: int = 0):

@@ -8,7 +8,6 @@ import pytest
 from tomoclass import TomoclassError
 from tomoclass.average import class_averages
 from tomoclass.cli import main
-from tomoclass.features import ParticleStack
 from tomoclass.io import read_particle_list, write_particle_list
 from tomoclass.mask import spherical_mask
 from tomoclass.merge import merge_plan, parse_groups
@@ -27,10 +26,7 @@ def oversampled():
     parts = {0: 3, 1: 3, 2: 2}
     offsets = {0: 0, 1: 3, 2: 6}
     labels = np.array([offsets[t] + rng.integers(parts[t]) for t in sim.labels])
-    rotations = np.stack([r.matrix() for r in sim.rotations])
-    stack = ParticleStack(
-        sim.volumes, rotations, sim.shifts, [sim.wedges[t] for t in sim.tomograms]
-    )
+    stack = sim.particle_stack()
     return sim, stack, labels
 
 

@@ -217,7 +217,9 @@ def correlation_matrix(
         for t, block in done.items():
             _place(matrix, t, block)
         done = {}
-    if todo or mode == "fourier":
+    # Features are shared by all ranks (a collective step), so they are computed whenever any
+    # rank has a tile left, and not at all when a resumed run is already complete.
+    if any(comm.allgather(bool(todo))):
         compute = (
             _fourier_tiles(particles, mask, band, binning, comm, report_features, cache)
             if mode == "fourier"

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation as ScipyRotation
 
 from tomoclass.errors import TomoclassError
+from tomoclass.features import ParticleStack
 from tomoclass.fourier import irfftn, rfftn
 from tomoclass.geometry import Rotation, Shift
 from tomoclass.io import write_particle_list, write_volume
@@ -98,6 +99,13 @@ class Simulation:
     wedges: list[SingleTiltWedge]
     references: np.ndarray
     config: SimulationConfig = field(repr=False)
+
+    def particle_stack(self) -> ParticleStack:
+        """The particles as an in-memory :class:`~tomoclass.features.ParticleStack`, with the
+        recorded rotations and shifts and each particle's tomogram wedge."""
+        rotations = np.stack([r.matrix() for r in self.rotations])
+        wedges = [self.wedges[t] for t in self.tomograms]
+        return ParticleStack(self.volumes, rotations, self.shifts, wedges)
 
 
 def tilt_range_wedge(lo: float, hi: float) -> SingleTiltWedge:
