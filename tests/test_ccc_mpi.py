@@ -31,6 +31,22 @@ def sim_list(tmp_path_factory):
     return write_simulation(sim, tmp_path_factory.mktemp("ccc_mpi") / "sim")
 
 
+def test_two_ranks_give_the_single_process_landmark_block(sim_list, tmp_path):
+    common = ["-p", str(sim_list), "-m", str(sim_list.parent / "mask.em"), "-f", "5",
+              "--tile", "3", "--landmarks", "4", "--seed", "1"]  # fmt: skip
+    single, ranks = tmp_path / "single", tmp_path / "mpi"
+    single.mkdir()
+    ranks.mkdir()
+    assert main(["ccc", *common, "-o", str(single)]) == 0
+    run = subprocess.run([*MPI_CCC, *common, "-o", str(ranks)], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    name = "correlation_landmarks.npz"
+    want, got = np.load(single / name), np.load(ranks / name)
+    assert np.array_equal(got["block"], want["block"])
+    assert np.array_equal(got["landmarks"], want["landmarks"])
+
+
 @pytest.mark.parametrize(
     "extra",
     [["-f", "5"], ["-f", "0.25", "-b", "2"], ["-f", "5", "--mode", "real"]],

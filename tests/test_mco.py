@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+import tomoclass.mco as mco_module
 from tomoclass import TomoclassError, _core
 from tomoclass.cli import main
 from tomoclass.features import ParticleStack
@@ -68,6 +69,24 @@ def test_exmx_from_a_random_start_recovers_two_classes(two_classes):
     assert result.trace[-1]["fraction_changed"] <= 0.05
     first, last = result.trace[0]["total_score"], result.trace[-1]["total_score"]
     assert last > first
+
+
+def test_memory_mapped_features_give_the_same_run(two_classes, tmp_path, monkeypatch):
+    _, stack = two_classes
+    in_memory = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=3, seed=2)
+    seen = []
+    real = mco_module._core.mco_class_means
+    monkeypatch.setattr(mco_module._core, "mco_class_means",
+                        lambda f, *a: seen.append(type(f)) or real(f, *a))  # fmt: skip
+    mapped = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=3, seed=2,
+                      cache=(tmp_path / "features", 0))  # fmt: skip
+    assert seen and all(kind is np.memmap for kind in seen)
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == [
+        "features_f.npy",
+        "features_w.npy",
+    ]
+    np.testing.assert_array_equal(mapped.labels, in_memory.labels)
+    assert mapped.trace == in_memory.trace
 
 
 def test_same_seed_same_labels_other_seed_other_start(two_classes):

@@ -48,8 +48,13 @@ def test_one_and_two_threads_agree(command, extra, sim_list, tmp_path):
     shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None,
     reason="needs mpiexec on PATH and mpi4py (pip install mpich mpi4py)",
 )
-@pytest.mark.parametrize(("command", "extra"), [("mco-exmx", []), ("mco-ac", AC)])
-def test_one_and_two_ranks_agree(command, extra, sim_list, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "extra", "mapped"),
+    [("mco-exmx", [], []), ("mco-ac", AC, []), ("mco-ac", AC, ["--memory", "1e-9"])],
+    ids=["exmx", "ac", "ac-features-memory-mapped"],
+)
+def test_one_and_two_ranks_agree(command, extra, mapped, sim_list, tmp_path):
     one = run([], command, sim_list, tmp_path / "one", extra)
-    two = run(["mpiexec", "-n", "2"], command, sim_list, tmp_path / "two", extra)
+    two = run(["mpiexec", "-n", "2"], command, sim_list, tmp_path / "two", [*extra, *mapped])
     assert one == two
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no cache left

@@ -19,7 +19,9 @@ import itertools
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,8 @@ from tomoclass.features import (
     gathered_features,
     masked_spectra,
     prepare,
+    spectral_features,
+    take,
 )
 from tomoclass.fourier import band_mask
 from tomoclass.io.files import atomic_output
@@ -124,10 +128,10 @@ def fingerprint(particles: Particles, mask: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _fourier_tiles(particles, mask, band, binning, comm, progress, cache_dir) -> Callable:
+def _fourier_tiles(particles, mask, band, binning, comm, progress, cache_dir, budget) -> Callable:
     """Features of this rank's share, gathered on every rank; returns the tile computer."""
     f, w = gathered_features(particles, mask, band, binning, comm, progress=progress,
-                             cache_dir=cache_dir)  # fmt: skip
+                             cache_dir=cache_dir, memory_budget=budget)  # fmt: skip
     x, p = _core.ccc_factors(f, w, band.herm)
     return lambda batch: _core.ccc_tiles(x, p, w, batch)
 
@@ -169,7 +173,7 @@ def correlation_matrix(
     ``checkpoint``: folder for finished tiles; with ``resume`` those of an earlier run with
     the same parameters are reused. ``progress(stage, done, total)`` reports work done.
     ``cache_dir``: where features larger than ``memory_budget`` bytes are memory-mapped
-    (one process; under MPI every rank holds all features in memory). ``out``: an ``(N, N)``
+    (shared by all ranks). ``out``: an ``(N, N)``
     float32 array to fill on rank 0, e.g. a memory-mapped ``.npy`` for a matrix larger than
     memory (see :func:`open_matrix`).
     """
@@ -195,10 +199,6 @@ def correlation_matrix(
     todo = [t for t in tiles if t not in done]
 
     start, stop = share(comm, comm.rank, n)
-    feature_bytes = (stop - start) * 3 * len(band.flat) * 4  # F (Re, Im) and W, float32
-    cache = cache_dir if cache_dir is not None and feature_bytes > memory_budget else None
-    if cache is not None:
-        Path(cache).mkdir(parents=True, exist_ok=True)
     feature_total = n if mode == "real" else stop - start
     counted = [0]
 
@@ -221,7 +221,9 @@ def correlation_matrix(
     # rank has a tile left, and not at all when a resumed run is already complete.
     if any(comm.allgather(bool(todo))):
         compute = (
-            _fourier_tiles(particles, mask, band, binning, comm, report_features, cache)
+            _fourier_tiles(
+                particles, mask, band, binning, comm, report_features, cache_dir, memory_budget
+            )
             if mode == "fourier"
             else _real_tiles(particles, mask, band, binning, report_features)
         )
@@ -247,6 +249,104 @@ def correlation_matrix(
             _place(matrix, t, block)
     np.fill_diagonal(matrix, 1.0)
     return matrix
+
+
+def choose_landmarks(n: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` distinct particle indices in ``0..n``, drawn uniformly with ``seed`` and
+    sorted: the landmarks of a Nyström CPCA."""
+    if not 2 <= count <= n:
+        raise TomoclassError(f"landmarks must be within 2..{n} (the particles), got {count}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=count, replace=False))
+
+
+@dataclass
+class LandmarkBlock:
+    """The columns of the CCC matrix at the ``landmarks`` (sorted particle indices):
+    ``block`` ``(N, m)`` float32, with ``block[landmarks[j], j] = 1``."""
+
+    block: np.ndarray
+    landmarks: np.ndarray
+
+
+def landmark_block(
+    particles: Particles,
+    mask: str | os.PathLike | np.ndarray,
+    lowpass: float,
+    landmarks: np.ndarray,
+    binning: int = 1,
+    *,
+    lowest: float = 0.0,
+    tile: int = TILE,
+    comm=None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> LandmarkBlock | None:
+    """The CCC of every particle with each landmark (Fourier mode; parameters as for
+    :func:`correlation_matrix`), for :func:`tomoclass.cpca.cpca`'s Nyström path.
+
+    Only the landmarks' features and one row block's (``tile`` particles) are held at once,
+    so memory does not grow with N beyond the ``(N, m)`` result. Row blocks are shared over
+    MPI ranks and checkpointed like tiles; the block is returned on rank 0, None elsewhere.
+    """
+    comm = comm or Serial()
+    n = len(particles)
+    landmarks = np.asarray(landmarks, dtype=np.int64)
+    if (
+        len(landmarks) < 2
+        or np.any(np.diff(landmarks) <= 0)
+        or landmarks[-1] >= n
+        or landmarks[0] < 0
+    ):
+        raise TomoclassError(f"landmarks must be ≥ 2 sorted distinct indices below {n}")
+    mask, band = prepare(particles, mask, binning, lowpass, lowest)
+    m = len(landmarks)
+    if tile < 1:
+        raise TomoclassError(f"tile must be >= 1, got {tile}")
+    tiles = [(a, min(a + tile, n), 0, m) for a in range(0, n, tile)]
+    store = None
+    if checkpoint is not None:
+        params = {"n": n, "box": box_size(particles), "binning": binning, "mode": "landmarks",
+                  "tile": tile,
+                  "landmarks": hashlib.sha256(landmarks.tobytes()).hexdigest(),
+                  "lowest": band.lowest, "highest": band.highest,
+                  "data": fingerprint(particles, mask)}  # fmt: skip
+        store = Checkpoint(Path(checkpoint), params, resume, comm)
+    mine = tiles[comm.rank :: comm.size]
+    done = {t: b for t in mine if store and (b := store.load(t)) is not None}
+    if len(done) < len(mine):
+        ref = spectral_features(take(particles, landmarks), mask, band, binning)
+        columns = (*_core.ccc_factors(ref.f, ref.w, band.herm), ref.w)
+    finished = comm.allgather(len(done))
+    count = sum(finished)
+    for t in mine:
+        if t in done:
+            continue
+        rows = spectral_features(particles, mask, band, binning, start=t[0], stop=t[1])
+        x, p = _core.ccc_factors(rows.f, rows.w, band.herm)
+        (done[t],) = _core.ccc_tiles(x, p, rows.w, [(0, t[1] - t[0], 0, m)], cols=columns)
+        if store:
+            store.save(t, done[t])
+        count += 1
+        if progress:
+            progress("row blocks", count, len(tiles))
+    gathered = comm.gather(done, root=0)
+    if comm.rank != 0:
+        return None
+    block = np.empty((n, m), np.float32)
+    for part in gathered:
+        for (r0, r1, _, _), rows in part.items():
+            block[r0:r1] = rows
+    block[landmarks, np.arange(m)] = 1.0
+    return LandmarkBlock(block, landmarks)
+
+
+def write_landmarks(result: LandmarkBlock, directory: str | os.PathLike) -> Path:
+    """Write ``correlation_landmarks.npz`` (arrays ``block`` and ``landmarks``) atomically."""
+    path = Path(directory) / "correlation_landmarks.npz"
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, block=result.block, landmarks=result.landmarks)
+    return path
 
 
 def _place(matrix: np.ndarray, tile: Tile, block: np.ndarray) -> None:
@@ -287,19 +387,45 @@ def write_matrix(
     return csv_path, npy_path
 
 
-def read_matrix(path: str | os.PathLike) -> np.ndarray:
+def read_matrix(path: str | os.PathLike) -> np.ndarray | LandmarkBlock:
     """A correlation matrix from ``.csv`` (comma-separated) or ``.npy`` (memory-mapped, not
-    loaded); it must be square."""
+    loaded), which must be square; or a landmark block from ``.npz``."""
     name = os.fspath(path)
     try:
+        if name.endswith(".npz"):
+            return _read_landmarks(name)
         if name.endswith(".npy"):
             matrix = np.load(name, allow_pickle=False, mmap_mode="r")
         else:
             matrix = np.loadtxt(name, delimiter=",", dtype=np.float64, ndmin=2)
     except FileNotFoundError:
         raise TomoclassError(f"{name}: no such file") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise TomoclassError(f"{name}: not a readable matrix ({exc})") from None
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise TomoclassError(f"{name}: matrix of shape {matrix.shape} is not square")
     return matrix
+
+
+def _read_landmarks(name: str) -> LandmarkBlock:
+    with np.load(name, allow_pickle=False) as archive:
+        if set(archive.files) != {"block", "landmarks"}:
+            raise TomoclassError(f"{name}: not a landmark block (arrays {archive.files})")
+        block, landmarks = archive["block"], archive["landmarks"]
+    if block.ndim != 2 or landmarks.shape != (block.shape[1],):
+        raise TomoclassError(
+            f"{name}: block {block.shape} does not match {landmarks.shape} landmarks"
+        )
+    if not np.issubdtype(landmarks.dtype, np.integer) or not np.issubdtype(
+        block.dtype, np.floating
+    ):
+        raise TomoclassError(f"{name}: block must be real numbers and landmarks integers")
+    n = len(block)
+    if (
+        len(landmarks) < 2
+        or np.any(np.diff(landmarks) <= 0)
+        or landmarks[0] < 0
+        or landmarks[-1] >= n
+    ):
+        raise TomoclassError(f"{name}: landmarks must be ≥ 2 sorted distinct rows of the block")
+    return LandmarkBlock(block, landmarks.astype(np.int64))

@@ -123,22 +123,47 @@ def _progress(comm) -> Callable[[str, int, int], None] | None:
     return update
 
 
+def _writable_folder(folder: Path, create: bool = False) -> Path:
+    """``folder``, made if ``create``; a clear error if it is missing or not writable."""
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TomoclassError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+    if not folder.is_dir():
+        raise TomoclassError(f"{folder}: output folder does not exist")
+    if not os.access(folder, os.W_OK):
+        raise TomoclassError(f"{folder}: output folder is not writable")
+    return folder
+
+
 def _run_ccc(args: argparse.Namespace) -> None:
     import time
 
-    from tomoclass.ccc import correlation_matrix, open_matrix, write_matrix
     from tomoclass.io import read_particle_list
     from tomoclass.parallel import world
 
     comm = world()
-    out = args.output
-    if not out.is_dir():
-        raise TomoclassError(f"{out}: output folder does not exist")
-    if not os.access(out, os.W_OK):
-        raise TomoclassError(f"{out}: output folder is not writable")
+    out = _writable_folder(args.output)
     started = time.perf_counter()
     plist = read_particle_list(args.particles)
     checkpoint = out / ".ccc_checkpoint"
+    if args.landmarks is not None:
+        written, where = _ccc_landmarks(args, plist, comm, checkpoint), ""
+    else:
+        written, where = _ccc_matrix(args, plist, comm, checkpoint)
+    if comm.rank == 0:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        seconds = time.perf_counter() - started
+        print(f"{len(plist)} particles, {args.mode} mode, {comm.size} rank(s): wrote {written} "
+              f"in {seconds:.1f} s{where}")  # fmt: skip
+
+
+def _ccc_matrix(args: argparse.Namespace, plist, comm, checkpoint: Path) -> tuple[str, str]:
+    """The whole matrix (in memory, or built on disk beyond ``--memory``); what was written."""
+    from tomoclass.ccc import correlation_matrix, open_matrix, write_matrix
+
+    out = args.output
     n, budget = len(plist), args.memory * 2**30
     on_disk = comm.rank == 0 and n * n * 4 > budget
     target = open_matrix(out, n) if on_disk else None
@@ -155,13 +180,27 @@ def _run_ccc(args: argparse.Namespace) -> None:
         shutil.rmtree(out / ".ccc_features", ignore_errors=True)
         if target is not None:
             Path(target.filename).unlink(missing_ok=True)
-    if comm.rank == 0:
-        shutil.rmtree(checkpoint, ignore_errors=True)
-        seconds = time.perf_counter() - started
-        written = npy_path.name if csv_path is None else f"{csv_path} and {npy_path.name}"
-        where = " (matrix built on disk)" if on_disk else ""
-        print(f"{n} particles, {args.mode} mode, {comm.size} rank(s): wrote {written} in "
-              f"{seconds:.1f} s{where}")  # fmt: skip
+    if comm.rank != 0:
+        return "", ""
+    written = npy_path.name if csv_path is None else f"{csv_path} and {npy_path.name}"
+    return written, " (matrix built on disk)" if on_disk else ""
+
+
+def _ccc_landmarks(args: argparse.Namespace, plist, comm, checkpoint: Path) -> str:
+    """``--landmarks M``: the N×M block for a Nyström CPCA; what was written."""
+    from tomoclass.ccc import choose_landmarks, landmark_block, write_landmarks
+
+    if args.mode != "fourier":
+        raise TomoclassError("--landmarks needs --mode fourier")
+    landmarks = choose_landmarks(len(plist), args.landmarks, args.seed)
+    result = landmark_block(
+        plist, args.mask, args.lowpass, landmarks, args.binning, lowest=args.lowest,
+        tile=args.tile, comm=comm, checkpoint=checkpoint, resume=args.resume,
+        progress=_progress(comm),
+    )  # fmt: skip
+    if comm.rank != 0:
+        return ""
+    return f"{write_landmarks(result, args.output)} ({args.landmarks} landmarks)"
 
 
 def _add_ccc(sub: argparse._SubParsersAction) -> None:
@@ -175,8 +214,13 @@ def _add_ccc(sub: argparse._SubParsersAction) -> None:
             "up to the lowpass, after binning, alignment and masking. Writes DIR/\n"
             "correlation_matrix.csv (PyTom's format) and correlation_matrix.npy. Interrupted\n"
             "runs keep finished tiles in DIR/.ccc_checkpoint; --resume reuses them.\n\n"
+            "For very many particles (10^5), --landmarks M computes only the correlations with\n"
+            "M randomly chosen landmark particles (DIR/correlation_landmarks.npz, N×M); cpca\n"
+            "then runs a Nyström CPCA from it (a few hundred to a few thousand landmarks; the\n"
+            "README gives its accuracy against the full matrix).\n\n"
             "examples:\n"
             "  tomoclass ccc -p particles.xml -m mask.em -f 8 -o out\n"
+            "  tomoclass ccc -p particles.xml -m mask.em -f 8 -o out --landmarks 1000\n"
             "  mpiexec -n 4 tomoclass ccc -p particles.xml -m mask.em -f 0.25 -b 2 -o out"
         ),
     )
@@ -198,17 +242,20 @@ def _add_ccc(sub: argparse._SubParsersAction) -> None:
         help="fourier: fast constrained correlation; real: PyTom's per-pair definition",
     )
     p.add_argument("--lowest", type=float, default=0.0, help="lowest frequency (Fourier voxels)")
-    p.add_argument("--tile", type=int, default=512, help="tile edge in particles")
+    p.add_argument("--tile", type=int, default=512,
+                   help="tile edge in particles (with --landmarks: rows per block)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="reuse tiles of an interrupted run")
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
-    p.add_argument(
-        "--memory",
-        type=float,
-        default=2.0,
-        help="GiB kept in memory: larger features and matrices are memory-mapped files in DIR",
-    )
+    _add_memory(p, "larger features and matrices are memory-mapped files in DIR")
     p.add_argument("--no-csv", action="store_true",
                    help="write only the .npy (the CSV of 10^5 particles is ~100 GB)")  # fmt: skip
+    p.add_argument(
+        "--landmarks",
+        type=int,
+        metavar="M",
+        help="only the N×M block against M random landmarks, for a Nyström CPCA",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the landmark choice")
     p.set_defaults(run=_run_ccc)
 
 
@@ -229,18 +276,23 @@ def _run_cpca(args: argparse.Namespace) -> None:
 
     from tomoclass import __version__
     from tomoclass.average import class_averages, write_averages
-    from tomoclass.ccc import read_matrix
+    from tomoclass.ccc import LandmarkBlock, read_matrix
     from tomoclass.cpca import cpca
     from tomoclass.io import read_particle_list, write_particle_list
     from tomoclass.parallel import world
 
     started = time.perf_counter()
+    folder = args.output.parent if args.tables is None else args.tables
+    prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
+    for place in {args.output.parent, Path(prefix).parent}:
+        _writable_folder(place)
+    _writable_folder(folder, create=True)
     plist = read_particle_list(args.particles)
     matrix = read_matrix(args.ccc)
-    if len(matrix) != len(plist):
+    rows = len(matrix.block) if isinstance(matrix, LandmarkBlock) else len(matrix)
+    if rows != len(plist):
         raise TomoclassError(
-            f"{args.ccc}: {len(matrix)}×{len(matrix)} matrix for {len(plist)} particles "
-            f"in {args.particles}"
+            f"{args.ccc}: correlations of {rows} particles, but {len(plist)} in {args.particles}"
         )
     neig = args.neig if args.neig == "auto" else _positive_int(args.neig, "-e/--neig")
     result = cpca(matrix, neig, args.nclass * args.oversample, args.seed, name=str(args.ccc))
@@ -254,8 +306,6 @@ def _run_cpca(args: argparse.Namespace) -> None:
     averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm)
     if comm.rank != 0:
         return
-    folder = args.output.parent if args.tables is None else args.tables
-    prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
     write_particle_list(classified, args.output)
     write_averages(averages, prefix)
     for name in ("eigenvalues", "coefficients"):
@@ -332,13 +382,21 @@ def _add_cpca(sub: argparse._SubParsersAction) -> None:
             "NCLASS classes. Writes the classified list, one wedge-weighted average per class\n"
             "(PREFIX_<k>.em with its wedge sum), eigenvalues and coefficients (.npy, .csv) and\n"
             "run.json. -e auto (default) counts the eigenvalues above a Marchenko-Pastur noise\n"
-            "edge (at least NCLASS); too few eigenvectors silently ruin CPCA.\n\n"
+            "edge (at least NCLASS); too few eigenvectors silently ruin CPCA. Given the landmark\n"
+            "block of 'ccc --landmarks M' (.npz), the eigenvectors come from a Nyström\n"
+            "approximation of the full matrix (NEIG at most M/2).\n\n"
             "example:\n  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
             "-o out/classified.xml"
         ),
     )
     p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
-    p.add_argument("-c", "--ccc", type=Path, required=True, help="correlation matrix .csv/.npy")
+    p.add_argument(
+        "-c",
+        "--ccc",
+        type=Path,
+        required=True,
+        help="correlation matrix .csv/.npy, or a landmark block .npz (Nyström CPCA)",
+    )
     p.add_argument("-e", "--neig", default="auto", help="eigenvectors used, or auto")
     p.add_argument("-n", "--nclass", type=int, required=True, help="number of classes")
     p.add_argument("-o", "--output", type=Path, required=True, help="classified particle list")
@@ -602,26 +660,36 @@ def _run_mco(args: argparse.Namespace) -> None:
             print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
                   f"occupancy {entry['occupancy']}")  # fmt: skip
 
+    features = checkpoint.folder.with_suffix(".features")
     common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
               "end_threshold": args.end_threshold, "resume": resume,
               "max_shift": args.max_shift, "update_shifts": args.update_shifts,
-              "allow_collapse": args.allow_class_collapse}  # fmt: skip
+              "allow_collapse": args.allow_class_collapse,
+              "cache": (features, args.memory * 2**30)}  # fmt: skip
     swaps = None
     if args.oversample < 1:
         raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")
     classes = args.classes * args.oversample
-    if annealing:
-        result, swaps = mco_ac(
-            plist, args.mask, classes, args.start_temperature, args.annealing_step,
-            args.highest_frequency, args.binning, on_round=keep_step,
-            local_search=args.local_search_increment, temperature=args.temperature,
-            criterion=args.criterion, **common,
-        )  # fmt: skip
-    else:
-        result = mco_exmx(
-            plist, args.mask, classes, args.highest_frequency, args.binning,
-            iterations=args.iterations, on_iteration=keep_step, **common,
-        )  # fmt: skip
+    try:
+        if annealing:
+            result, swaps = mco_ac(
+                plist, args.mask, classes, args.start_temperature, args.annealing_step,
+                args.highest_frequency, args.binning, on_round=keep_step,
+                local_search=args.local_search_increment, temperature=args.temperature,
+                criterion=args.criterion, **common,
+            )  # fmt: skip
+        else:
+            result = mco_exmx(
+                plist, args.mask, classes, args.highest_frequency, args.binning,
+                iterations=args.iterations, on_iteration=keep_step, **common,
+            )  # fmt: skip
+    except BaseException:
+        if comm.rank == 0:  # no barrier: a failed rank is not coming back
+            shutil.rmtree(features, ignore_errors=True)
+        raise
+    comm.allgather(None)  # every rank is done with the shared features
+    if comm.rank == 0:
+        shutil.rmtree(features, ignore_errors=True)
     labels, plan = result.labels.tolist(), None
     if args.oversample > 1:
         labels, plan, before = _merge_oversampled(plist, labels, args.classes, args.mask,
@@ -714,9 +782,14 @@ def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str
                    help="PyTom job file (MCOEXMXJob/MCOACJob) instead of the flags")  # fmt: skip
     _add_mco_options(p, name == "mco-ac")
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    _add_memory(p, "larger features are memory-mapped from .DIR.features (shared by MPI ranks)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from .DIR.checkpoint")  # fmt: skip
     p.set_defaults(run=_run_mco)
+
+
+def _add_memory(p: argparse.ArgumentParser, beyond: str) -> None:
+    p.add_argument("--memory", type=float, default=2.0, help=f"GiB kept in memory: {beyond}")
 
 
 def _add_job(sub: argparse._SubParsersAction) -> None:

@@ -16,6 +16,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from tomoclass.ccc import LandmarkBlock
 from tomoclass.errors import TomoclassError
 
 DENSE_LIMIT = 4000
@@ -94,22 +95,80 @@ def top_eigenpairs(ccc: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarr
         start = np.random.default_rng(seed).standard_normal(n)
         values, vectors = eigsh(_streamed(ccc), k=count, which="LA", v0=start)
     order = np.argsort(values)[::-1]
-    values, vectors = values[order], vectors[:, order]
-    flip = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(count)])
-    return values, vectors * np.where(flip == 0, 1, flip)
+    return values[order], _fix_signs(vectors[:, order])
 
 
-def noise_edge_neig(ccc: np.ndarray, eigenvalues: np.ndarray, nclass: int) -> int:
-    """How many leading eigenvalues stand above the noise: the bulk of the spectrum is
-    modelled as Marchenko–Pastur, its mean and variance matched to the eigenvalues not
-    counted as signal (from the trace and the Frobenius norm, so no full decomposition is
-    needed), and the signal count and the edge ``mean·(1 + √(variance / mean²))²`` are
-    refined until they agree. The dominant (mean) eigenvalue always counts; the result is
-    never below ``nclass``."""
-    values = np.asarray(eigenvalues, dtype=np.float64)
+def _fix_signs(vectors: np.ndarray) -> np.ndarray:
+    """Each column's sign chosen so that its largest-magnitude entry is positive."""
+    flip = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    return vectors * np.where(flip == 0, 1, flip)
+
+
+def matrix_moments(ccc: np.ndarray) -> tuple[int, float, float]:
+    """``(N, trace, squared Frobenius norm)`` of a matrix, read in row blocks."""
     n = len(ccc)
     trace = float(sum(np.trace(np.asarray(ccc[a:b, a:b], np.float64)) for a, b in _spans(n)))
     frobenius = float(sum(np.square(np.asarray(ccc[a:b], np.float64)).sum() for a, b in _spans(n)))
+    return n, trace, frobenius
+
+
+def check_landmarks(landmarks: LandmarkBlock, name: str = "landmark block") -> np.ndarray:
+    """The landmark-by-landmark block ``W`` (float64) if the block is finite and ``W`` is
+    symmetric, else a clear error naming ``name``."""
+    block = landmarks.block
+    for a, b in _spans(len(block)):
+        if not np.all(np.isfinite(block[a:b])):
+            raise TomoclassError(f"{name}: contains NaN or Inf")
+    inner = np.asarray(block[landmarks.landmarks], dtype=np.float64)
+    if not np.allclose(inner, inner.T, atol=1e-5):
+        raise TomoclassError(f"{name}: the landmark block is not symmetric")
+    return (inner + inner.T) / 2
+
+
+def nystrom_eigenpairs(
+    landmarks: LandmarkBlock,
+    count: int,
+    inner: np.ndarray | None = None,
+    name: str = "landmark block",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` largest eigenpairs of the rank-restricted Nyström approximation
+    ``C ≈ B·W_r⁺·Bᵀ`` from the ``(N, m)`` block ``B`` of landmark columns and its landmark
+    rows ``W``.
+
+    ``W_r`` keeps the ``r = min(2·count, m // 2)`` largest eigenvalues of ``W`` (positive
+    ones only): a CCC matrix is far from positive definite, its noise bulk spreads around
+    zero, and inverting the near-zero eigenvalues would swamp the result with landmark
+    noise. With ``W_r = U·Λ·Uᵀ``, ``G = B·U·Λ^{-1/2}`` gives ``C ≈ G·Gᵀ``; its eigenpairs
+    come from the small ``Gᵀ·G``, so the vectors are orthonormal. Sign convention as
+    :func:`top_eigenpairs`. Cost ``O(N·m·r)``. ``inner``: ``W`` as from
+    :func:`check_landmarks` (checked here if not given)."""
+    inner = check_landmarks(landmarks, name) if inner is None else inner
+    m = len(inner)
+    rank = min(2 * count, max(m // 2, 1))
+    lam, u = eigh(inner, subset_by_index=[m - rank, m - 1])
+    keep = lam > 1e-8 * max(lam.max(), 0.0)
+    if not keep.any():
+        raise TomoclassError(f"{name}: the landmark block has no positive eigenvalue")
+    whiten = u[:, keep] / np.sqrt(lam[keep])
+    block = landmarks.block
+    g = np.concatenate([np.asarray(block[a:b], np.float64) @ whiten for a, b in _spans(len(block))])
+    count = min(count, g.shape[1])
+    values, v = eigh(g.T @ g, subset_by_index=[g.shape[1] - count, g.shape[1] - 1])
+    order = np.argsort(values)[::-1]
+    values, v = values[order], v[:, order]
+    vectors = (g @ v) / np.sqrt(np.clip(values, 1e-300, None))
+    return values, _fix_signs(vectors)
+
+
+def noise_edge_neig(moments: tuple[int, float, float], eigenvalues: np.ndarray, nclass: int) -> int:
+    """How many leading eigenvalues stand above the noise: the bulk of the spectrum is
+    modelled as Marchenko–Pastur, its mean and variance matched to the eigenvalues not
+    counted as signal (from the ``moments`` ``(N, trace, squared Frobenius norm)``, so no
+    full decomposition is needed), and the signal count and the edge
+    ``mean·(1 + √(variance / mean²))²`` are refined until they agree. The dominant (mean)
+    eigenvalue always counts; the result is never below ``nclass``."""
+    values = np.asarray(eigenvalues, dtype=np.float64)
+    n, trace, frobenius = moments
     signal = 1
     for _ in range(len(values)):
         rest = n - signal
@@ -142,25 +201,53 @@ def kmeans(points: np.ndarray, nclass: int, seed: int, restarts: int = RESTARTS)
 
 
 def cpca(
-    ccc: np.ndarray, neig: int | str, nclass: int, seed: int = 0, name: str = "correlation matrix"
+    ccc: np.ndarray | LandmarkBlock,
+    neig: int | str,
+    nclass: int,
+    seed: int = 0,
+    name: str = "correlation matrix",
 ) -> CPCAResult:
     """Classify by CPCA: ``neig`` eigenvectors (or ``"auto"``), then k-means into ``nclass``.
 
     ``ccc`` may be memory-mapped (``numpy.load(…, mmap_mode="r")``): it is then checked and
-    used in blocks, never loaded whole. ``name`` (e.g. the matrix file) is used in errors.
+    used in blocks, never loaded whole. A :class:`~tomoclass.ccc.LandmarkBlock` gives the
+    Nyström (landmark) CPCA: eigenpairs of ``B·W_r⁺·Bᵀ`` (at most ``m/2``), with ``"auto"``
+    judged on the spectrum of the landmark block ``W``. ``name`` (e.g. the file) is used in
+    errors.
     """
-    matrix = check_matrix(ccc, name)
-    n = len(matrix)
+    landmark = isinstance(ccc, LandmarkBlock)
+    if landmark:
+        inner = check_landmarks(ccc, name)
+        n, limit = len(ccc.block), len(ccc.landmarks) // 2
+    else:
+        matrix = check_matrix(ccc, name)
+        n = limit = len(matrix)
     if not 2 <= nclass <= n:
         raise TomoclassError(f"nclass must be within 2..{n} (the particles), got {nclass}")
-    if neig == "auto":
-        values, vectors = top_eigenpairs(matrix, min(SPECTRUM, n - 1), seed)
-        neig = noise_edge_neig(matrix, values, nclass)
+    if limit < 2:
+        raise TomoclassError(f"{name}: too few landmarks ({len(ccc.landmarks)}), use at least 4")
+
+    def eigenpairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+        if landmark:
+            return nystrom_eigenpairs(ccc, count, inner, name)
+        return top_eigenpairs(matrix, count, seed)
+
+    if neig == "auto" and landmark:
+        # W is a uniformly sampled principal block of the matrix, so its own spectrum says
+        # how many directions stand above the noise (the Nyström tail is not trustworthy).
+        count = min(SPECTRUM, limit)
+        top = eigh(inner, eigvals_only=True, subset_by_index=[len(inner) - count, len(inner) - 1])
+        neig = noise_edge_neig(matrix_moments(inner), top[::-1], nclass)
+        values, vectors = eigenpairs(neig)
+    elif neig == "auto":
+        values, vectors = eigenpairs(min(SPECTRUM, limit - 1))
+        neig = noise_edge_neig(matrix_moments(matrix), values, nclass)
         values, vectors = values[:neig], vectors[:, :neig]
     else:
-        if not isinstance(neig, (int, np.integer)) or not 1 <= neig <= n:
-            raise TomoclassError(f"neig must be 'auto' or within 1..{n}, got {neig}")
-        values, vectors = top_eigenpairs(matrix, int(neig), seed)
+        if not isinstance(neig, (int, np.integer)) or not 1 <= neig <= limit:
+            what = "half the landmarks" if landmark else "the particles"
+            raise TomoclassError(f"neig must be 'auto' or within 1..{limit} ({what}), got {neig}")
+        values, vectors = eigenpairs(int(neig))
     coefficients = vectors * np.sqrt(np.clip(values, 0, None))
     labels = kmeans(coefficients, nclass, seed)
-    return CPCAResult(labels, coefficients, values, int(neig))
+    return CPCAResult(labels, coefficients, values, len(values))

@@ -48,6 +48,16 @@ class ParticleStack:
 Particles = ParticleList | ParticleStack
 
 
+def take(particles: Particles, index: Sequence[int]) -> Particles:
+    """The particles at ``index``, in that order (files are not read)."""
+    if isinstance(particles, ParticleList):
+        return particles[np.asarray(index, dtype=np.int64)]
+    index = np.asarray(index, dtype=np.int64)
+    return ParticleStack(particles.volumes[index], np.asarray(particles.rotations)[index],
+                         np.asarray(particles.shifts)[index],
+                         [particles.wedges[i] for i in index.tolist()])  # fmt: skip
+
+
 @dataclass
 class Band:
     """The band of the binned box ``box``: radii in Fourier voxels, ``flat`` half-grid indices
@@ -156,10 +166,11 @@ class Features:
     band: Band
 
 
-def _allocate(shape: tuple[int, int], cache: Path | None) -> np.ndarray:
-    if cache is None:
-        return np.empty(shape, np.float32)
-    return np.lib.format.open_memmap(cache, mode="w+", dtype=np.float32, shape=shape)
+def _allocate(shape: tuple[int, int], path: Path) -> np.ndarray:
+    try:
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    except OSError as exc:
+        raise TomoclassError(f"{path}: cannot write the feature cache ({exc.strerror})") from None
 
 
 def spectral_features(
@@ -171,22 +182,23 @@ def spectral_features(
     start: int = 0,
     stop: int | None = None,
     order: int = 3,
-    cache_dir: str | os.PathLike | None = None,
     progress=None,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Features:
     """Features of particles ``start..stop`` (default: all) for the binned ``mask`` and ``band``.
 
-    With ``cache_dir`` the feature arrays are memory-mapped files there (``features_f.npy``,
-    ``features_w.npy``) instead of memory. ``progress`` is called with the number of
-    particles done after each chunk.
+    ``out``: arrays ``(f, w)`` of ``stop − start`` rows to fill (e.g. rows of a memory-mapped
+    file) instead of new ones in memory. ``progress`` is called with the number of particles
+    done after each chunk.
     """
     stop = len(particles) if stop is None else stop
     m = len(band.flat)
-    caches = (None, None)
-    if cache_dir is not None:
-        caches = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
-    f = _allocate((stop - start, 2 * m), caches[0])
-    w = _allocate((stop - start, m), caches[1])
+    if out is None:
+        f, w = np.empty((stop - start, 2 * m), np.float32), np.empty((stop - start, m), np.float32)
+    else:
+        f, w = out
+        if f.shape != (stop - start, 2 * m) or w.shape != (stop - start, m):
+            raise ValueError(f"out arrays {f.shape}, {w.shape} do not fit {stop - start} rows")
     pre = _preprocess(particles, mask, binning, order)
     for a, volumes, rotations, shifts, wedges in iter_chunks(particles, start, stop):
         geometry = _geometry(rotations, shifts, wedges, binning)
@@ -239,6 +251,11 @@ def prepare(
     return load_mask(mask, box, binning), make_band(box // binning, highest, lowest)
 
 
+def feature_bytes(n: int, band: Band) -> int:
+    """Bytes of the features of ``n`` particles on ``band`` (F as Re, Im and W; float32)."""
+    return n * 3 * len(band.flat) * 4
+
+
 def gathered_features(
     particles: Particles,
     mask: np.ndarray,
@@ -248,11 +265,34 @@ def gathered_features(
     *,
     progress=None,
     cache_dir: str | os.PathLike | None = None,
+    memory_budget: float = float("inf"),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features ``(f, w)`` of all particles; under MPI each rank computes its share and every
-    rank receives all of them, in particle order."""
+    rank receives all of them, in particle order.
+
+    Features larger than ``memory_budget`` bytes go to ``cache_dir`` (a folder all ranks
+    see, e.g. beside the output): each rank fills its rows of one shared file, and all get
+    it memory-mapped read-only, so no rank holds them in memory and a node's page cache
+    serves all its ranks.
+    """
     comm = comm or Serial()
     start, stop = share(comm, comm.rank, len(particles))
-    feats = spectral_features(particles, mask, band, binning, start=start, stop=stop,
-                              progress=progress, cache_dir=cache_dir)  # fmt: skip
-    return allgather_rows(comm, np.asarray(feats.f)), allgather_rows(comm, np.asarray(feats.w))
+    if cache_dir is None or feature_bytes(len(particles), band) <= memory_budget:
+        feats = spectral_features(particles, mask, band, binning, start=start, stop=stop,
+                                  progress=progress)  # fmt: skip
+        return allgather_rows(comm, feats.f), allgather_rows(comm, feats.w)
+    m, n = len(band.flat), len(particles)
+    paths = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
+    if comm.rank == 0:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        for path, width in zip(paths, (2 * m, m), strict=True):
+            _allocate((n, width), path).flush()
+    comm.allgather(None)  # the files exist before any rank opens them
+    f, w = (np.load(path, mmap_mode="r+") for path in paths)
+    spectral_features(particles, mask, band, binning, start=start, stop=stop,
+                      progress=progress, out=(f[start:stop], w[start:stop]))  # fmt: skip
+    f.flush()
+    w.flush()
+    del f, w
+    comm.allgather(None)  # every rank's rows are written
+    return tuple(np.load(path, mmap_mode="r") for path in paths)

@@ -204,6 +204,7 @@ def mco_exmx(
     resume: Progress | None = None,
     max_shift: float = 0.0,
     update_shifts: bool = False,
+    cache: tuple[str | os.PathLike, float] | None = None,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -212,14 +213,16 @@ def mco_exmx(
     ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
     that radius (PyTom's translation tolerance); ``update_shifts`` then also returns the
     particles' shifts that centre them on their final class averages.
-    ``on_iteration(entry, labels)`` is called after each iteration.
+    ``on_iteration(entry, labels)`` is called after each iteration. ``cache``:
+    ``(folder, bytes)``: features larger than that many bytes are memory-mapped from files in
+    the folder (shared by all MPI ranks) instead of held in memory.
     """
     if not 0 <= end_threshold <= 1:
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
     f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
-                                      max_shift)  # fmt: skip
+                                      max_shift, cache)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
     result = exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
                              allow_collapse, on_iteration=on_iteration, comm=comm,
@@ -229,9 +232,10 @@ def mco_exmx(
     return result
 
 
-def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift=0.0):
+def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift, cache):
     """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
-    each rank computes its share and all ranks receive all)."""
+    each rank computes its share and all ranks receive all). ``cache``: ``(folder, bytes)``
+    beyond which the features are memory-mapped from that folder, or None."""
     comm = comm or Serial()
     n = len(particles)
     if not 2 <= nclass <= n:
@@ -239,7 +243,9 @@ def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_s
     if max_shift < 0:
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
     mask, band = prepare(particles, mask, binning, highest, lowest)
-    f, w = gathered_features(particles, mask, band, binning, comm)
+    folder, budget = cache or (None, float("inf"))
+    f, w = gathered_features(particles, mask, band, binning, comm, cache_dir=folder,
+                             memory_budget=budget)  # fmt: skip
     shift = ShiftSearch(max_shift / binning, band.flat, band.box) if max_shift > 0 else None
     return f, w, band.herm, shift
 
@@ -345,13 +351,14 @@ def mco_ac(
     resume: Progress | None = None,
     max_shift: float = 0.0,
     update_shifts: bool = False,
+    cache: tuple[str | os.PathLike, float] | None = None,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
     ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
-    ``end_threshold``, ``allow_collapse``)."""
+    ``end_threshold``, ``allow_collapse``); the other parameters as :func:`mco_exmx`."""
     f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
-                                      max_shift)  # fmt: skip
+                                      max_shift, cache)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
     result, swaps = ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
                               on_round=on_round, comm=comm, resume=resume, shift=shift,

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,10 @@ class SimulationConfig:
 
 @dataclass
 class Simulation:
-    """Simulated particles in memory: ``volumes[i]`` is particle ``i`` of class ``labels[i]``."""
+    """Simulated particles: particle ``i`` is of class ``labels[i]``. Its volume is made on
+    demand (:meth:`volume_chunks`, or all at once as :attr:`volumes`), so a large simulation
+    is written to disk without ever being whole in memory."""
 
-    volumes: np.ndarray
     labels: np.ndarray
     rotations: list[Rotation]
     shifts: np.ndarray
@@ -99,6 +101,31 @@ class Simulation:
     wedges: list[SingleTiltWedge]
     references: np.ndarray
     config: SimulationConfig = field(repr=False)
+    true_matrices: np.ndarray = field(repr=False)
+    true_shifts: np.ndarray = field(repr=False)
+
+    def volume_chunks(self, chunk: int = _CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first index, float32 volumes)`` of the particles, ``chunk`` at a time: the class
+        map moved by the true rotation and shift, plus noise from the stream ``(seed, 1, i)``,
+        filtered by the tomogram's wedge."""
+        box, refs = self.config.box, self.references
+        noise_sd = np.sqrt(refs.var(axis=(1, 2, 3)).mean() / self.config.snr)
+        wedge_weights = np.stack([weights(w, box) for w in self.wedges])
+        for start in range(0, len(self.labels), chunk):
+            idx = np.arange(start, min(start + chunk, len(self.labels)))
+            clean = forward(refs[self.labels[idx]], self.true_matrices[idx], self.true_shifts[idx])
+            noise = np.stack([
+                np.random.default_rng([self.config.seed, 1, i]).standard_normal((box,) * 3)
+                for i in idx
+            ])  # fmt: skip
+            spectra = rfftn(clean + (noise_sd * noise).astype(np.float32))
+            spectra *= wedge_weights[self.tomograms[idx]]
+            yield start, irfftn(spectra, (box, box, box)).astype(np.float32, copy=False)
+
+    @cached_property
+    def volumes(self) -> np.ndarray:
+        """All particles in memory, float32 ``(N, box, box, box)``."""
+        return np.concatenate([v for _, v in self.volume_chunks()])
 
     def particle_stack(self) -> ParticleStack:
         """The particles as an in-memory :class:`~tomoclass.features.ParticleStack`, with the
@@ -159,7 +186,7 @@ def _pytom_angles(rotations: ScipyRotation) -> list[Rotation]:
 
 
 def simulate_particles(config: SimulationConfig) -> Simulation:
-    """Simulate in memory (float32 ``(N, box, box, box)``); same seed, same particles."""
+    """Simulate (volumes made on demand); same seed, same particles."""
     config.check()
     rng = np.random.default_rng(config.seed)
     n, box = config.n_particles, config.box
@@ -167,23 +194,6 @@ def simulate_particles(config: SimulationConfig) -> Simulation:
     true_rot = ScipyRotation.random(n, random_state=rng)
     shifts = rng.uniform(-config.max_shift, config.max_shift, (n, 3))
     tomograms = np.arange(n) % len(config.tilt_ranges)
-    refs = phantoms(box, config.n_classes)
-    noise_sd = np.sqrt(refs.var(axis=(1, 2, 3)).mean() / config.snr)
-    wedges = [tilt_range_wedge(lo, hi) for lo, hi in config.tilt_ranges]
-    wedge_weights = np.stack([weights(w, box) for w in wedges])
-    mats = true_rot.as_matrix()
-
-    volumes = np.empty((n, box, box, box), np.float32)
-    for start in range(0, n, _CHUNK):
-        idx = np.arange(start, min(start + _CHUNK, n))
-        clean = forward(refs[labels[idx]], mats[idx], shifts[idx])
-        noise = np.stack(
-            [np.random.default_rng([config.seed, 1, i]).standard_normal((box,) * 3) for i in idx]
-        )
-        spectra = rfftn(clean + (noise_sd * noise).astype(np.float32))
-        spectra *= wedge_weights[tomograms[idx]]
-        volumes[idx] = irfftn(spectra, (box, box, box))
-
     recorded_rot, recorded_shift = true_rot, shifts
     if config.angular_error > 0:
         errors = ScipyRotation.from_rotvec(
@@ -193,14 +203,15 @@ def simulate_particles(config: SimulationConfig) -> Simulation:
     if config.shift_error > 0:
         recorded_shift = shifts + rng.normal(0, config.shift_error, (n, 3))
     return Simulation(
-        volumes=volumes,
         labels=labels,
         rotations=_pytom_angles(recorded_rot),
         shifts=recorded_shift,
         tomograms=tomograms,
-        wedges=wedges,
-        references=refs,
+        wedges=[tilt_range_wedge(lo, hi) for lo, hi in config.tilt_ranges],
+        references=phantoms(box, config.n_classes),
         config=config,
+        true_matrices=true_rot.as_matrix(),
+        true_shifts=shifts,
     )
 
 
@@ -216,10 +227,12 @@ def write_simulation(sim: Simulation, directory: str | os.PathLike, fmt: str = "
         raise TomoclassError(
             f"{folder}: cannot create the output folder ({exc.strerror})"
         ) from None
+    for start, volumes in sim.volume_chunks():
+        for i, volume in enumerate(volumes, start):
+            write_volume(folder / f"particles/particle_{i:06d}.{fmt}", volume)
     particles = []
-    for i, volume in enumerate(sim.volumes):
+    for i in range(len(sim.labels)):
         name = f"particles/particle_{i:06d}.{fmt}"
-        write_volume(folder / name, volume)
         tomo = int(sim.tomograms[i])
         particles.append(
             Particle(

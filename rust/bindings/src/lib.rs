@@ -193,6 +193,11 @@ fn wedge_stack<'py>(
 
 /// Two float32 matrices returned together.
 type MatrixPair<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+type FactorArrays<'py> = (
+    PyReadonlyArray2<'py, f32>,
+    PyReadonlyArray2<'py, f32>,
+    PyReadonlyArray2<'py, f32>,
+);
 
 /// Particle geometries from rotation matrices `(N, 3, 3)`, shifts `(N, 3)` and wedges.
 fn geometries(
@@ -383,18 +388,26 @@ fn to_tiles(tiles: Vec<(usize, usize, usize, usize)>) -> Vec<Tile> {
 }
 
 /// CCC blocks of `tiles` `[(row0, row1, col0, col1), …]` from factors `X`, `P`, `W`; threaded
-/// over tiles.
+/// over tiles. With `cols` (the factors of another set, e.g. Nyström landmarks), columns
+/// index that set instead.
 #[pyfunction]
+#[pyo3(signature = (x, p, w, tiles, cols=None))]
 fn ccc_tiles<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     p: PyReadonlyArray2<'py, f32>,
     w: PyReadonlyArray2<'py, f32>,
     tiles: Vec<(usize, usize, usize, usize)>,
+    cols: Option<FactorArrays<'py>>,
 ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-    let (x, p, w) = (x.as_array(), p.as_array(), w.as_array());
+    let rows = (x.as_array(), p.as_array(), w.as_array());
+    let other = cols
+        .as_ref()
+        .map(|(x, p, w)| (x.as_array(), p.as_array(), w.as_array()));
     let tiles = to_tiles(tiles);
-    let blocks = py.detach(|| ccc::ccc_tiles(x, p, w, &tiles)).map_err(err)?;
+    let blocks = py
+        .detach(|| ccc::ccc_tiles(rows, other.unwrap_or(rows), &tiles))
+        .map_err(err)?;
     Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 

@@ -84,35 +84,44 @@ pub fn ccc_block(
     });
 }
 
-/// The CCC blocks of `tiles`, computed in parallel (one tile per task).
-pub fn ccc_tiles(
-    x: ArrayView2<f32>,
-    p: ArrayView2<f32>,
-    w: ArrayView2<f32>,
-    tiles: &[Tile],
-) -> Result<Vec<Array2<f32>>> {
-    let n = w.nrows();
-    ensure(x.nrows() == n && p.nrows() == n, || {
-        "factors of different lengths".into()
-    })?;
+/// The factors `(x, p, w)` of a set of particles (as from [`factors`] and the wedges).
+pub type Factors<'a> = (
+    ArrayView2<'a, f32>,
+    ArrayView2<'a, f32>,
+    ArrayView2<'a, f32>,
+);
+
+/// The CCC blocks of `tiles`, computed in parallel (one tile per task): a tile's rows index
+/// the particles of `rows`, its columns those of `cols` (the same set for the square matrix,
+/// the landmarks for a Nyström block).
+pub fn ccc_tiles(rows: Factors, cols: Factors, tiles: &[Tile]) -> Result<Vec<Array2<f32>>> {
+    let lengths = |(x, p, w): Factors| -> Result<usize> {
+        let n = w.nrows();
+        ensure(x.nrows() == n && p.nrows() == n, || {
+            "factors of different lengths".into()
+        })?;
+        Ok(n)
+    };
+    let (n, m) = (lengths(rows)?, lengths(cols)?);
     ensure(
         tiles.iter().all(|t| {
-            t.rows.0 <= t.rows.1 && t.rows.1 <= n && t.cols.0 <= t.cols.1 && t.cols.1 <= n
+            t.rows.0 <= t.rows.1 && t.rows.1 <= n && t.cols.0 <= t.cols.1 && t.cols.1 <= m
         }),
-        || format!("a tile reaches beyond the {n} particles"),
+        || format!("a tile reaches beyond the {n}×{m} particles"),
     )?;
-    let part = |r: (usize, usize)| {
+    fn part(f: Factors<'_>, r: (usize, usize)) -> Factors<'_> {
+        let rows = s![r.0..r.1, ..];
         (
-            x.slice(s![r.0..r.1, ..]),
-            p.slice(s![r.0..r.1, ..]),
-            w.slice(s![r.0..r.1, ..]),
+            f.0.slice_move(rows),
+            f.1.slice_move(rows),
+            f.2.slice_move(rows),
         )
-    };
+    }
     Ok(tiles
         .par_iter()
         .map(|t| {
             let mut out = Array2::zeros((t.rows.1 - t.rows.0, t.cols.1 - t.cols.0));
-            ccc_block(part(t.rows), part(t.cols), out.view_mut());
+            ccc_block(part(rows, t.rows), part(cols, t.cols), out.view_mut());
             out
         })
         .collect())
@@ -275,7 +284,8 @@ mod tests {
                 cols: (0, 7),
             },
         ];
-        let blocks = ccc_tiles(x.view(), p.view(), w.view(), &tiles).unwrap();
+        let all = (x.view(), p.view(), w.view());
+        let blocks = ccc_tiles(all, all, &tiles).unwrap();
         for (t, b) in tiles.iter().zip(&blocks) {
             for i in t.rows.0..t.rows.1 {
                 for j in t.cols.0..t.cols.1 {
@@ -285,6 +295,36 @@ mod tests {
             }
         }
         assert!((blocks[1][[0, 4]] - 1.0).abs() < 1e-6); // the diagonal
+    }
+
+    #[test]
+    fn landmark_columns_equal_the_same_columns_of_the_square_matrix() {
+        let (f, w, herm) = features(9, 30);
+        let (x, p) = factors(f.view(), w.view(), &herm).unwrap();
+        let landmarks = [7, 2, 5];
+        let pick = |a: &Array2<f32>| a.select(Axis(0), &landmarks);
+        let (xl, pl, wl) = (pick(&x), pick(&p), pick(&w));
+        let tile = [Tile {
+            rows: (0, 9),
+            cols: (0, 3),
+        }];
+        let block = ccc_tiles(
+            (x.view(), p.view(), w.view()),
+            (xl.view(), pl.view(), wl.view()),
+            &tile,
+        )
+        .unwrap();
+        for i in 0..9 {
+            for (c, &j) in landmarks.iter().enumerate() {
+                assert!((block[0][[i, c]] as f64 - direct(&f, &w, &herm, i, j)).abs() < 1e-5);
+            }
+        }
+        let too_wide = [Tile {
+            rows: (0, 9),
+            cols: (0, 4),
+        }];
+        let all = (x.view(), p.view(), w.view());
+        assert!(ccc_tiles(all, (xl.view(), pl.view(), wl.view()), &too_wide).is_err());
     }
 
     #[test]
