@@ -39,7 +39,7 @@ from tomoclass.features import (
     take,
 )
 from tomoclass.fourier import band_mask
-from tomoclass.io.files import atomic_output
+from tomoclass.io.files import atomic_output, reserved_npy, save_npy, save_npz
 from tomoclass.parallel import Serial, share
 
 MODES = ("fourier", "real")
@@ -98,8 +98,7 @@ class Checkpoint:
             self.folder.mkdir(parents=True, exist_ok=True)
             with atomic_output(self.stamp) as tmp:
                 Path(tmp).write_text(json.dumps(self.params))
-        with atomic_output(self._path(t)) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, block)
+        save_npy(self._path(t), block)
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -344,8 +343,7 @@ def landmark_block(
 def write_landmarks(result: LandmarkBlock, directory: str | os.PathLike) -> Path:
     """Write ``correlation_landmarks.npz`` (arrays ``block`` and ``landmarks``) atomically."""
     path = Path(directory) / "correlation_landmarks.npz"
-    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, block=result.block, landmarks=result.landmarks)
+    save_npz(path, block=result.block, landmarks=result.landmarks)
     return path
 
 
@@ -358,11 +356,7 @@ def _place(matrix: np.ndarray, tile: Tile, block: np.ndarray) -> None:
 def open_matrix(directory: str | os.PathLike, n: int) -> np.memmap:
     """A memory-mapped ``(n, n)`` float32 ``.npy`` under a temporary name in ``directory``,
     to fill with :func:`correlation_matrix` (``out=``) and publish with :func:`write_matrix`."""
-    path = Path(directory) / ".correlation_matrix.partial.npy"
-    try:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, n))
-    except OSError as exc:
-        raise TomoclassError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return reserved_npy(Path(directory) / ".correlation_matrix.partial.npy", (n, n))
 
 
 def write_matrix(
@@ -373,18 +367,16 @@ def write_matrix(
     published by renaming its file, without a copy."""
     folder = Path(directory)
     csv_path, npy_path = folder / "correlation_matrix.csv", folder / "correlation_matrix.npy"
+    if csv:  # first: if it fails (a full disk), the earlier .npy is still in place
+        with atomic_output(csv_path) as tmp, open(tmp, "wb") as handle:
+            for start in range(0, len(matrix), 256):
+                handle.write(_core.format_csv(np.ascontiguousarray(matrix[start : start + 256])))
     if isinstance(matrix, np.memmap) and Path(matrix.filename).parent == folder.absolute():
         matrix.flush()
         os.replace(matrix.filename, npy_path)
     else:
-        with atomic_output(npy_path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, matrix)
-    if not csv:
-        return None, npy_path
-    with atomic_output(csv_path) as tmp, open(tmp, "wb") as handle:
-        for start in range(0, len(matrix), 256):
-            handle.write(_core.format_csv(np.ascontiguousarray(matrix[start : start + 256])))
-    return csv_path, npy_path
+        save_npy(npy_path, matrix)
+    return (csv_path if csv else None), npy_path
 
 
 def read_matrix(path: str | os.PathLike) -> np.ndarray | LandmarkBlock:

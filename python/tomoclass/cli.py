@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tomoclass import __version__
 from tomoclass.errors import TomoclassError
+from tomoclass.io.files import output_group
 from tomoclass.parallel import Serial
 from tomoclass.simulate import DEFAULT_TILT_RANGES, write_simulation
 
@@ -49,16 +50,24 @@ def _tilt_ranges(text: str) -> list[tuple[float, float]]:
     return ranges
 
 
-def _publish_folder(build: Callable[[Path], None], destination: Path) -> None:
-    """Run ``build`` into a temporary sibling folder, then rename it to ``destination``.
-
-    ``destination`` must not exist or be an empty folder, so earlier results are never touched.
-    """
+def _check_new_folder(destination: Path) -> Path:
+    """The writable parent of ``destination``, which must not exist or be an empty folder."""
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise TomoclassError(f"{destination}: exists and is not empty; choose a new output folder")
     parent = destination.absolute().parent
     if not parent.is_dir():
         raise TomoclassError(f"{parent}: output folder's parent does not exist")
+    if not os.access(parent, os.W_OK):
+        raise TomoclassError(f"{parent}: output folder's parent is not writable")
+    return parent
+
+
+def _publish_folder(build: Callable[[Path], None], destination: Path) -> None:
+    """Run ``build`` into a temporary sibling folder, then rename it to ``destination``.
+
+    ``destination`` must not exist or be an empty folder, so earlier results are never touched.
+    """
+    parent = _check_new_folder(destination)
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=parent))
     except OSError as exc:
@@ -68,6 +77,8 @@ def _publish_folder(build: Callable[[Path], None], destination: Path) -> None:
         if destination.exists():
             destination.rmdir()
         os.replace(work, destination)
+    except OSError as exc:  # a full disk, say, while writing the new folder
+        raise TomoclassError(f"{destination}: cannot write ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -175,7 +186,8 @@ def _ccc_matrix(args: argparse.Namespace, plist, comm, checkpoint: Path) -> tupl
             out=target,
         )  # fmt: skip
         if comm.rank == 0:
-            csv_path, npy_path = write_matrix(matrix, out, csv=not args.no_csv)
+            with output_group():
+                csv_path, npy_path = write_matrix(matrix, out, csv=not args.no_csv)
     finally:
         shutil.rmtree(out / ".ccc_features", ignore_errors=True)
         if target is not None:
@@ -306,29 +318,30 @@ def _run_cpca(args: argparse.Namespace) -> None:
     averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm)
     if comm.rank != 0:
         return
-    write_particle_list(classified, args.output)
-    write_averages(averages, prefix)
-    for name in ("eigenvalues", "coefficients"):
-        _write_table(folder / name, getattr(result, name))
-    if plan is not None:
-        from tomoclass.merge import dendrogram_png
+    with output_group():  # all of these are replaced, or none
+        write_particle_list(classified, args.output)
+        write_averages(averages, prefix)
+        for name in ("eigenvalues", "coefficients"):
+            _write_table(folder / name, getattr(result, name))
+        if plan is not None:
+            from tomoclass.merge import dendrogram_png
 
-        dendrogram_png(plan, before, folder / "merge_dendrogram.png")
-    run = {
-        "command": "cpca",
-        "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),
-                       "output": str(args.output.absolute()), "neig": args.neig,
-                       "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
-                       "binning": args.binning, "lowpass": args.lowpass},
-        "class_sizes": {a.label: a.count for a in averages},
-        "oversample": {"factor": args.oversample,
-                       "merge": plan.mapping if plan is not None else None},
-        "versions": {"tomoclass": __version__, "numpy": np.__version__,
-                     "scipy": scipy.__version__, "python": platform.python_version()},
-        "timings": {"cpca_seconds": eigen_seconds,
-                    "total_seconds": time.perf_counter() - started},
-    }  # fmt: skip
-    _write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
+            dendrogram_png(plan, before, folder / "merge_dendrogram.png")
+        run = {
+            "command": "cpca",
+            "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),
+                           "output": str(args.output.absolute()), "neig": args.neig,
+                           "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
+                           "binning": args.binning, "lowpass": args.lowpass},
+            "class_sizes": {a.label: a.count for a in averages},
+            "oversample": {"factor": args.oversample,
+                           "merge": plan.mapping if plan is not None else None},
+            "versions": {"tomoclass": __version__, "numpy": np.__version__,
+                         "scipy": scipy.__version__, "python": platform.python_version()},
+            "timings": {"cpca_seconds": eigen_seconds,
+                        "total_seconds": time.perf_counter() - started},
+        }  # fmt: skip
+        _write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
           f"averages {prefix}_<k>.em, eigenvalues and run.json in {folder}")  # fmt: skip
@@ -352,12 +365,9 @@ def _merge_oversampled(plist, labels, nclass: int, mask, lowpass: float, binning
 
 def _write_table(stem: Path, values) -> None:
     """``stem.npy`` and ``stem.csv`` (one row per line), each written atomically."""
-    import numpy as np
+    from tomoclass.io.files import save_npy
 
-    from tomoclass.io.files import atomic_output
-
-    with atomic_output(stem.with_suffix(".npy")) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, values)
+    save_npy(stem.with_suffix(".npy"), values)
     rows = values.reshape(len(values), -1)
     text = "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in rows)
     _write_text(stem.with_suffix(".csv"), text)
@@ -418,13 +428,16 @@ def _run_average(args: argparse.Namespace) -> None:
     from tomoclass.parallel import world
 
     comm = world()
+    _writable_folder(Path(args.output).parent)
     plist = read_particle_list(args.particles)
     averages = class_averages(
         plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor, comm=comm
     )
     if comm.rank != 0:
         return
-    for path, avg in zip(write_averages(averages, args.output), averages, strict=True):
+    with output_group():
+        paths = write_averages(averages, args.output)
+    for path, avg in zip(paths, averages, strict=True):
         print(f"class {avg.label}: {avg.count} particles -> {path}")
 
 
@@ -465,9 +478,12 @@ def _run_split(args: argparse.Namespace) -> None:
     from tomoclass.io import read_particle_list, write_particle_list
 
     plist = read_particle_list(args.particles)
-    for name, part in plist.split_by_class().items():
-        path = Path(f"{args.output}_{name if name is not None else 'none'}.xml")
-        write_particle_list(part, path)
+    parts = {Path(f"{args.output}_{name if name is not None else 'none'}.xml"): (name, part)
+             for name, part in plist.split_by_class().items()}  # fmt: skip
+    with output_group():
+        for path, (_, part) in parts.items():
+            write_particle_list(part, path)
+    for path, (name, part) in parts.items():
         print(f"class {name}: {len(part)} particles -> {path}")
 
 
@@ -568,19 +584,19 @@ class McoCheckpoint:
     def save(self, progress) -> None:
         import json
 
-        import numpy as np
-
-        from tomoclass.io.files import atomic_output
+        from tomoclass.io.files import save_npy
 
         if self.comm.rank != 0:
             return
-        self.folder.mkdir(exist_ok=True)
+        try:
+            self.folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise TomoclassError(f"{self.folder}: cannot write ({exc.strerror})") from None
         arrays = {"labels": progress.labels, f"step_{progress.step}": progress.labels}
         if progress.best_labels is not None:
             arrays["best_labels"] = progress.best_labels
         for name, values in arrays.items():
-            with atomic_output(self.folder / f"{name}.npy") as tmp, open(tmp, "wb") as handle:
-                np.save(handle, values)
+            save_npy(self.folder / f"{name}.npy", values)
         state = {"params": self.params, "step": progress.step, "trace": progress.trace,
                  "best_total": progress.best_total, "swaps": progress.swaps}  # fmt: skip
         _write_text(self.folder / "state.json", json.dumps(state))
@@ -637,6 +653,7 @@ def _run_mco(args: argparse.Namespace) -> None:
     comm = world()
     started = time.perf_counter()
     plist = _mco_settings(args, read_particle_list)
+    _check_new_folder(args.destination)  # now, not after the whole run
     annealing = args.command == "mco-ac"
     step_name = "round" if annealing else "iteration"
     checkpoint = McoCheckpoint(args, comm)
@@ -842,6 +859,7 @@ def _run_merge(args: argparse.Namespace) -> None:
     from tomoclass.mask import load_mask, spherical_mask
     from tomoclass.merge import dendrogram_png, merge_plan
 
+    _writable_folder(args.output.absolute().parent)
     plist = read_particle_list(args.particles)
     if all(name is None for name in plist.class_names()):
         raise TomoclassError(f"{args.particles}: the list has no classes to merge")
@@ -859,12 +877,13 @@ def _run_merge(args: argparse.Namespace) -> None:
     merged = plist.with_classes(plan.mapping.get(name, name) for name in plist.class_names())
     stem = args.output.with_suffix("")
     new_averages = class_averages(merged)
-    write_particle_list(merged, args.output)
-    write_averages(new_averages, f"{stem}_class")
-    dendrogram_png(plan, averages, f"{stem}_dendrogram.png")
     summary = {"mapping": plan.mapping, "class_sizes": {a.label: a.count for a in new_averages},
                "ccc_between_averages": plan.correlation.round(6).tolist()}  # fmt: skip
-    _write_text(Path(f"{stem}_merge.json"), json.dumps(summary, indent=2) + "\n")
+    with output_group():
+        write_particle_list(merged, args.output)
+        write_averages(new_averages, f"{stem}_class")
+        dendrogram_png(plan, averages, f"{stem}_dendrogram.png")
+        _write_text(Path(f"{stem}_merge.json"), json.dumps(summary, indent=2) + "\n")
     moves = ", ".join(f"{old}→{new}" for old, new in plan.mapping.items())
     print(f"{len(averages)} classes merged into {len(new_averages)} ({moves}): wrote "
           f"{args.output}, {stem}_class_<k>.em, {stem}_dendrogram.png")  # fmt: skip

@@ -23,6 +23,7 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.fourier import frequency_radius
 from tomoclass.io import check_finite, read_volume
+from tomoclass.io.files import reserved_npy
 from tomoclass.parallel import Serial, allgather_rows, share
 from tomoclass.particles import ParticleList
 from tomoclass.wedge import Wedge, core_components
@@ -132,13 +133,13 @@ def iter_chunks(
             yield a, volumes, rotations, np.asarray(particles.shifts[a:b]), particles.wedges[a:b]
         return
     box = box_size(particles)
-    paths = particles.paths()
-    rotations = particles.rotation_matrices()
-    shifts = particles.shifts()
-    wedges = particles.wedges()
+    part = particles[start:stop]  # the geometry of these particles only
+    paths, rotations = part.paths(), part.rotation_matrices()
+    shifts, wedges = part.shifts(), part.wedges()
     for a in range(start, stop, chunk):
         b = min(a + chunk, stop)
-        yield a, _read_chunk(paths[a:b], box), rotations[a:b], shifts[a:b], wedges[a:b]
+        k = slice(a - start, b - start)
+        yield a, _read_chunk(paths[k], box), rotations[k], shifts[k], wedges[k]
 
 
 def _preprocess(particles: Particles, mask: np.ndarray, binning: int, order: int):
@@ -164,13 +165,6 @@ class Features:
     f: np.ndarray
     w: np.ndarray
     band: Band
-
-
-def _allocate(shape: tuple[int, int], path: Path) -> np.ndarray:
-    try:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-    except OSError as exc:
-        raise TomoclassError(f"{path}: cannot write the feature cache ({exc.strerror})") from None
 
 
 def spectral_features(
@@ -286,7 +280,7 @@ def gathered_features(
     if comm.rank == 0:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         for path, width in zip(paths, (2 * m, m), strict=True):
-            _allocate((n, width), path).flush()
+            reserved_npy(path, (n, width)).flush()
     comm.allgather(None)  # the files exist before any rank opens them
     f, w = (np.load(path, mmap_mode="r+") for path in paths)
     spectral_features(particles, mask, band, binning, start=start, stop=stop,

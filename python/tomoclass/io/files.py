@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import uuid
 from collections.abc import Iterator
+
+import numpy as np
 
 from tomoclass.errors import TomoclassError
 
@@ -22,9 +25,38 @@ def is_file(path: PathLike) -> bool:
         return False
 
 
+_GROUP: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "tomoclass_output_group", default=None
+)
+
+
+@contextlib.contextmanager
+def output_group() -> Iterator[None]:
+    """Make the files written inside one set: each is written to its temporary name as usual,
+    and they replace their targets only when all were written. If any fails (a full disk,
+    say), every temporary file is removed and none of the earlier files is touched."""
+    outer = _GROUP.get()
+    pending: list[tuple[str, str]] = []
+    token = _GROUP.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            _remove_quietly(tmp)
+        raise
+    finally:
+        _GROUP.reset(token)
+    if outer is not None:  # nested: the outer group decides
+        outer.extend(pending)
+        return
+    for tmp, target in pending:
+        os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_output(path: PathLike) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically
+    (inside :func:`output_group`, when the whole group succeeded).
 
     On any error the temporary file is removed and ``path`` is left as it was. OS errors
     become a :class:`TomoclassError` naming ``path``. The file gets the usual permissions
@@ -39,7 +71,11 @@ def atomic_output(path: PathLike) -> Iterator[str]:
         raise TomoclassError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None
     try:
         yield tmp
-        os.replace(tmp, target)
+        group = _GROUP.get()
+        if group is None:
+            os.replace(tmp, target)
+        else:
+            group.append((tmp, target))
     except OSError as err:
         _remove_quietly(tmp)
         raise TomoclassError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None
@@ -51,3 +87,38 @@ def atomic_output(path: PathLike) -> Iterator[str]:
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.remove(path)
+
+
+class _PythonWrites:
+    """Only a file's ``write`` method: numpy then writes through Python, which reports every
+    failed write, instead of through C stdio, whose flush on close can drop the error of a
+    full disk and leave a truncated file."""
+
+    def __init__(self, handle) -> None:
+        self.write = handle.write
+
+
+def save_npy(path: PathLike, array: np.ndarray) -> None:
+    """Write ``array`` to the ``.npy`` file ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.save(_PythonWrites(handle), np.asarray(array), allow_pickle=False)
+
+
+def save_npz(path: PathLike, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically (see :func:`atomic_output`);
+    :mod:`zipfile` writes through Python, so every failed write is reported."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def reserved_npy(path: PathLike, shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
+    """A new memory-mapped ``.npy`` whose disk space is reserved up front, so that a full disk
+    is a clear error now rather than a crash (SIGBUS) when a page is later written."""
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    except OSError as err:
+        _remove_quietly(os.fspath(path))
+        raise TomoclassError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None
+    return array
