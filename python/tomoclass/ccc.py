@@ -10,6 +10,10 @@ the features of its share of the particles (all ranks then hold all features) an
 tiles ``rank, rank + R, …``; rank 0 assembles the matrix. Finished tiles can be kept in a
 checkpoint folder, so that an interrupted run resumes where it stopped. The diagonal is 1
 by definition.
+
+For very many particles, :func:`landmark_block` computes only the columns of a few
+landmark particles (an N×m block, row block by row block) for the Nyström CPCA of
+:mod:`tomoclass.cpca`.
 """
 
 from __future__ import annotations
@@ -127,6 +131,19 @@ def fingerprint(particles: Particles, mask: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def _run_params(particles: Particles, mask: np.ndarray, band, binning: int, tile: int) -> dict:
+    """What a checkpoint's tiles depend on, to refuse resuming a run with other inputs."""
+    return {"n": len(particles), "box": box_size(particles), "binning": binning, "tile": tile,
+            "lowest": band.lowest, "highest": band.highest,
+            "data": fingerprint(particles, mask)}  # fmt: skip
+
+
+def _valid_landmarks(landmarks: np.ndarray, n: int) -> bool:
+    """Whether ``landmarks`` are at least 2 sorted, distinct indices in ``0..n``."""
+    return bool(len(landmarks) >= 2 and np.all(np.diff(landmarks) > 0) and landmarks[0] >= 0
+                and landmarks[-1] < n)  # fmt: skip
+
+
 def _fourier_tiles(particles, mask, band, binning, comm, progress, cache_dir, budget) -> Callable:
     """Features of this rank's share, gathered on every rank; returns the tile computer."""
     f, w = gathered_features(particles, mask, band, binning, comm, progress=progress,
@@ -185,14 +202,11 @@ def correlation_matrix(
     if n < 2:
         raise TomoclassError(f"a correlation matrix needs at least 2 particles, got {n}")
     mask, band = prepare(particles, mask, binning, lowpass, lowest)
-    box = box_size(particles)
 
     tiles = tile_grid(n, tile)[comm.rank :: comm.size]
     store = None
     if checkpoint is not None:
-        params = {"n": n, "box": box, "binning": binning, "mode": mode, "tile": tile,
-                  "lowest": band.lowest, "highest": band.highest,
-                  "data": fingerprint(particles, mask)}  # fmt: skip
+        params = _run_params(particles, mask, band, binning, tile) | {"mode": mode}
         store = Checkpoint(Path(checkpoint), params, resume, comm)
     done = {t: b for t in tiles if store and (b := store.load(t)) is not None}
     todo = [t for t in tiles if t not in done]
@@ -291,12 +305,7 @@ def landmark_block(
     comm = comm or Serial()
     n = len(particles)
     landmarks = np.asarray(landmarks, dtype=np.int64)
-    if (
-        len(landmarks) < 2
-        or np.any(np.diff(landmarks) <= 0)
-        or landmarks[-1] >= n
-        or landmarks[0] < 0
-    ):
+    if not _valid_landmarks(landmarks, n):
         raise TomoclassError(f"landmarks must be ≥ 2 sorted distinct indices below {n}")
     mask, band = prepare(particles, mask, binning, lowpass, lowest)
     m = len(landmarks)
@@ -305,11 +314,11 @@ def landmark_block(
     tiles = [(a, min(a + tile, n), 0, m) for a in range(0, n, tile)]
     store = None
     if checkpoint is not None:
-        params = {"n": n, "box": box_size(particles), "binning": binning, "mode": "landmarks",
-                  "tile": tile,
-                  "landmarks": hashlib.sha256(landmarks.tobytes()).hexdigest(),
-                  "lowest": band.lowest, "highest": band.highest,
-                  "data": fingerprint(particles, mask)}  # fmt: skip
+        chosen = hashlib.sha256(landmarks.tobytes()).hexdigest()
+        params = _run_params(particles, mask, band, binning, tile) | {
+            "mode": "landmarks",
+            "landmarks": chosen,
+        }
         store = Checkpoint(Path(checkpoint), params, resume, comm)
     mine = tiles[comm.rank :: comm.size]
     done = {t: b for t in mine if store and (b := store.load(t)) is not None}
@@ -413,11 +422,6 @@ def _read_landmarks(name: str) -> LandmarkBlock:
     ):
         raise TomoclassError(f"{name}: block must be real numbers and landmarks integers")
     n = len(block)
-    if (
-        len(landmarks) < 2
-        or np.any(np.diff(landmarks) <= 0)
-        or landmarks[0] < 0
-        or landmarks[-1] >= n
-    ):
+    if not _valid_landmarks(landmarks, n):
         raise TomoclassError(f"{name}: landmarks must be ≥ 2 sorted distinct rows of the block")
     return LandmarkBlock(block, landmarks.astype(np.int64))

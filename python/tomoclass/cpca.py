@@ -5,6 +5,9 @@ Only the top ``neig`` eigenpairs are computed (``scipy.linalg.eigh`` with an ind
 or Lanczos via ``scipy.sparse.linalg.eigsh`` for large N; never a full SVD). Each particle's
 coefficients are ``sqrt(λ_k)·u_k``; k-means++ with several restarts keeps the assignment of
 lowest inertia. Everything random is seeded: the same seed gives the same labels.
+
+From a landmark block (:class:`~tomoclass.ccc.LandmarkBlock`, N×m) the eigenpairs are those
+of a rank-restricted Nyström approximation of the matrix (:func:`nystrom_eigenpairs`).
 """
 
 from __future__ import annotations

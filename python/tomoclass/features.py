@@ -278,7 +278,10 @@ def gathered_features(
     m, n = len(band.flat), len(particles)
     paths = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
     if comm.rank == 0:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TomoclassError(f"{cache_dir}: cannot write ({exc.strerror})") from None
         for path, width in zip(paths, (2 * m, m), strict=True):
             reserved_npy(path, (n, width)).flush()
     comm.allgather(None)  # the files exist before any rank opens them
