@@ -47,6 +47,28 @@ def test_two_ranks_give_the_single_process_landmark_block(sim_list, tmp_path):
     assert np.array_equal(got["landmarks"], want["landmarks"])
 
 
+def test_two_ranks_give_the_single_process_cpca(sim_list, tmp_path):
+    out = tmp_path / "ccc"
+    out.mkdir()
+    assert main(["ccc", "-p", str(sim_list), "-m", str(sim_list.parent / "mask.em"), "-f", "5",
+                 "-o", str(out)]) == 0  # fmt: skip
+    outputs = []
+    for ranks in (1, 2):
+        folder = tmp_path / f"ranks{ranks}"
+        folder.mkdir()
+        command = [sys.executable, "-m", "tomoclass.cli", "cpca", "-p", str(sim_list), "-c",
+                   str(out / "correlation_matrix.npy"), "-n", "2", "-e", "3",
+                   "-o", str(folder / "classes.xml")]  # fmt: skip
+        if ranks > 1:
+            command = ["mpiexec", "-n", str(ranks), *command]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        outputs.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())
+                        if p.name != "run.json"})  # fmt: skip
+    assert outputs[0] == outputs[1]
+    assert "classes_class_0.em" in outputs[0]
+
+
 @pytest.mark.parametrize(
     "extra",
     [["-f", "5"], ["-f", "0.25", "-b", "2"], ["-f", "5", "--mode", "real"]],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -99,6 +102,21 @@ def test_a_malformed_landmark_file_is_a_clear_error(tmp_path, content, message):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(TomoclassError, match=r"junk\.npz: not a readable matrix"):
         read_matrix(tmp_path / "junk.npz")
+
+
+def test_a_forged_size_in_a_landmark_file_is_refused_before_allocating(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)}
+    )  # 4 TB claimed, 100 bytes held
+    landmarks = io.BytesIO()
+    np.save(landmarks, np.arange(3))
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("block.npy", header.getvalue() + bytes(100))
+        archive.writestr("landmarks.npy", landmarks.getvalue())
+    with pytest.raises(TomoclassError, match=r"block\.npy claims shape \(1000000, 1000000\)"):
+        read_matrix(path)
 
 
 def test_cli_landmarks_then_cpca(tmp_path, capsys):

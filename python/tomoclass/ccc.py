@@ -408,7 +408,26 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray | LandmarkBlock:
     return matrix
 
 
+def _check_sizes(name: str) -> None:
+    """Refuse an ``.npz`` whose arrays claim more data than they hold, before any array is
+    allocated (a forged header could otherwise ask for terabytes)."""
+    with zipfile.ZipFile(name) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as handle:
+                fmt = np.lib.format
+                version = fmt.read_magic(handle)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(handle)
+                claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if claimed > member.file_size:
+                    raise TomoclassError(
+                        f"{name}: {member.filename} claims shape {shape} ({claimed} bytes) "
+                        f"but holds {member.file_size} bytes"
+                    )
+
+
 def _read_landmarks(name: str) -> LandmarkBlock:
+    _check_sizes(name)
     with np.load(name, allow_pickle=False) as archive:
         if set(archive.files) != {"block", "landmarks"}:
             raise TomoclassError(f"{name}: not a landmark block (arrays {archive.files})")
