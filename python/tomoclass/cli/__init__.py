@@ -1,0 +1,99 @@
+"""The ``tomoclass`` command line: one subcommand per job, each a thin layer over the API.
+
+Bad input ends with one line ``tomoclass: error: …`` on stderr and exit status 2, no
+traceback; outputs are written to a temporary name and renamed, so a failed run leaves
+nothing half-written and overwrites nothing.
+
+One module per command family: :mod:`~tomoclass.cli.ccc`, :mod:`~tomoclass.cli.cpca`,
+:mod:`~tomoclass.cli.mco`, :mod:`~tomoclass.cli.classes`, :mod:`~tomoclass.cli.data`; shared
+pieces in :mod:`~tomoclass.cli.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tomoclass import __version__
+from tomoclass.cli.ccc import add_ccc
+from tomoclass.cli.classes import add_average, add_merge, add_select_split
+from tomoclass.cli.common import Formatter
+from tomoclass.cli.cpca import add_cpca
+from tomoclass.cli.data import add_convert, add_demo, add_report, add_simulate
+from tomoclass.cli.mco import add_job, add_mco_commands
+from tomoclass.errors import TomoclassError
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tomoclass`` argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="tomoclass",
+        formatter_class=Formatter,
+        description=(
+            "Classify aligned subtomograms (PyTom-compatible, Rust core).\n\n"
+            "Start with 'tomoclass demo': it simulates particles with known classes, classifies\n"
+            "them (ccc -> cpca -> average) and writes a report. A typical run on your data:\n"
+            "  tomoclass ccc -p particles.xml -m mask.em -f 8 -o out\n"
+            "  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
+            "-o out/classified.xml\n"
+            "  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco --highest-frequency 8\n"
+            "  tomoclass report out\n"
+            "'tomoclass COMMAND --help' explains each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"tomoclass {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_demo(sub)
+    add_simulate(sub)
+    add_ccc(sub)
+    add_cpca(sub)
+    add_mco_commands(sub)
+    add_job(sub)
+    add_average(sub)
+    add_merge(sub)
+    add_select_split(sub)
+    add_report(sub)
+    add_convert(sub)
+    return parser
+
+
+def _abort_other_ranks() -> None:
+    """Under MPI, stop the other ranks too, so that none waits forever in a collective."""
+    from tomoclass.parallel import world
+
+    comm = world()
+    if comm.size > 1:
+        sys.stderr.flush()
+        comm.Abort(EXIT_BAD_INPUT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tomoclass`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            parser.error(f"--threads must be >= 1, got {threads}")
+        os.environ["RAYON_NUM_THREADS"] = str(threads)  # read when the core's pool starts
+    try:
+        args.run(args)
+    except TomoclassError as exc:
+        print(f"tomoclass: error: {exc}", file=sys.stderr)
+        _abort_other_ranks()
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("tomoclass: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except BaseException:
+        # Under MPI an unexpected failure on one rank must not leave the others waiting.
+        import traceback
+
+        traceback.print_exc()
+        _abort_other_ranks()
+        raise
+    return 0

@@ -1,0 +1,128 @@
+"""Shared pieces of the subcommands: help formatting, progress bars, output folders and tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tomoclass.errors import TomoclassError
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the examples' line breaks and show every default."""
+
+
+def check_new_folder(destination: Path) -> Path:
+    """The writable parent of ``destination``, which must not exist or be an empty folder."""
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise TomoclassError(f"{destination}: exists and is not empty; choose a new output folder")
+    parent = destination.absolute().parent
+    if not parent.is_dir():
+        raise TomoclassError(f"{parent}: output folder's parent does not exist")
+    if not os.access(parent, os.W_OK):
+        raise TomoclassError(f"{parent}: output folder's parent is not writable")
+    return parent
+
+
+def publish_folder(build: Callable[[Path], None], destination: Path) -> None:
+    """Run ``build`` into a temporary sibling folder, then rename it to ``destination``.
+
+    ``destination`` must not exist or be an empty folder, so earlier results are never touched.
+    """
+    parent = check_new_folder(destination)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise TomoclassError(f"{parent}: cannot write here ({exc.strerror})") from None
+    try:
+        build(work)
+        if destination.exists():
+            destination.rmdir()
+        os.replace(work, destination)
+    except OSError as exc:  # a full disk, say, while writing the new folder
+        raise TomoclassError(f"{destination}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def progress_bar(comm) -> Callable[[str, int, int], None] | None:
+    """A progress callback drawing one bar per stage, on a terminal and on rank 0 only."""
+    if comm.rank != 0 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="", leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def writable_folder(folder: Path, create: bool = False) -> Path:
+    """``folder``, made if ``create``; a clear error if it is missing or not writable."""
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TomoclassError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+    if not folder.is_dir():
+        raise TomoclassError(f"{folder}: output folder does not exist")
+    if not os.access(folder, os.W_OK):
+        raise TomoclassError(f"{folder}: output folder is not writable")
+    return folder
+
+
+def write_text(path: Path, text: str) -> None:
+    from tomoclass.io.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def write_table(stem: Path, values) -> None:
+    """``stem.npy`` and ``stem.csv`` (one row per line), each written atomically."""
+    from tomoclass.io.files import save_npy
+
+    save_npy(stem.with_suffix(".npy"), values)
+    rows = values.reshape(len(values), -1)
+    text = "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in rows)
+    write_text(stem.with_suffix(".csv"), text)
+
+
+def positive_int(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise TomoclassError(f"{name} must be 'auto' or a whole number, got {text!r}") from None
+    return value
+
+
+def add_memory(p: argparse.ArgumentParser, beyond: str) -> None:
+    p.add_argument("--memory", type=float, default=2.0, help=f"GiB kept in memory: {beyond}")
+
+
+def merge_oversampled(plist, labels, nclass: int, mask, lowpass: float, binning: int):
+    """``--oversample``: merge the classes of ``labels`` into ``nclass`` by hierarchical
+    clustering of their averages; returns the merged labels and the merge plan."""
+    from tomoclass.average import class_averages
+    from tomoclass.features import box_size
+    from tomoclass.fourier import frequency_radius
+    from tomoclass.mask import load_mask, spherical_mask
+    from tomoclass.merge import merge_plan
+
+    box = box_size(plist)
+    mask = spherical_mask(box) if mask is None else load_mask(mask, box)
+    averages = class_averages(plist, labels=labels, binning=1)
+    plan = merge_plan(averages, mask, frequency_radius(lowpass, box), n_clusters=nclass)
+    return [plan.mapping[str(v)] for v in labels], plan, averages

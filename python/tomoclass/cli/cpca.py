@@ -1,0 +1,127 @@
+"""``tomoclass cpca``: classification by CPCA of a matrix or a landmark block."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tomoclass import __version__
+from tomoclass.cli.common import (
+    Formatter,
+    merge_oversampled,
+    positive_int,
+    writable_folder,
+    write_table,
+    write_text,
+)
+from tomoclass.errors import TomoclassError
+from tomoclass.io.files import output_group
+
+
+def _run_cpca(args: argparse.Namespace) -> None:
+    import json
+    import platform
+    import time
+
+    import numpy as np
+    import scipy
+
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.ccc import LandmarkBlock, read_matrix
+    from tomoclass.cpca import cpca
+    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.parallel import world
+
+    started = time.perf_counter()
+    folder = args.output.parent if args.tables is None else args.tables
+    prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
+    for place in {args.output.parent, Path(prefix).parent}:
+        writable_folder(place)
+    writable_folder(folder, create=True)
+    plist = read_particle_list(args.particles)
+    matrix = read_matrix(args.ccc)
+    rows = len(matrix.block) if isinstance(matrix, LandmarkBlock) else len(matrix)
+    if rows != len(plist):
+        raise TomoclassError(
+            f"{args.ccc}: correlations of {rows} particles, but {len(plist)} in {args.particles}"
+        )
+    neig = args.neig if args.neig == "auto" else positive_int(args.neig, "-e/--neig")
+    result = cpca(matrix, neig, args.nclass * args.oversample, args.seed, name=str(args.ccc))
+    eigen_seconds = time.perf_counter() - started
+    labels, plan = result.labels.tolist(), None
+    if args.oversample > 1:
+        lowpass = args.lowpass if args.lowpass is not None else 0.25
+        labels, plan, before = merge_oversampled(plist, labels, args.nclass, None, lowpass, 1)
+    classified = plist.with_classes(labels)
+    comm = world()
+    averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm)
+    if comm.rank != 0:
+        return
+    with output_group():  # all of these are replaced, or none
+        write_particle_list(classified, args.output)
+        write_averages(averages, prefix)
+        for name in ("eigenvalues", "coefficients"):
+            write_table(folder / name, getattr(result, name))
+        if plan is not None:
+            from tomoclass.merge import dendrogram_png
+
+            dendrogram_png(plan, before, folder / "merge_dendrogram.png")
+        run = {
+            "command": "cpca",
+            "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),
+                           "output": str(args.output.absolute()), "neig": args.neig,
+                           "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
+                           "binning": args.binning, "lowpass": args.lowpass},
+            "class_sizes": {a.label: a.count for a in averages},
+            "oversample": {"factor": args.oversample,
+                           "merge": plan.mapping if plan is not None else None},
+            "versions": {"tomoclass": __version__, "numpy": np.__version__,
+                         "scipy": scipy.__version__, "python": platform.python_version()},
+            "timings": {"cpca_seconds": eigen_seconds,
+                        "total_seconds": time.perf_counter() - started},
+        }  # fmt: skip
+        write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
+    sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
+    print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
+          f"averages {prefix}_<k>.em, eigenvalues and run.json in {folder}")  # fmt: skip
+
+
+def add_cpca(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cpca",
+        help="classify by CPCA: eigenvectors of the CCC matrix, then k-means",
+        formatter_class=Formatter,
+        description=(
+            "Constrained PCA (Förster et al. 2008): the top NEIG eigenvectors of the CCC matrix,\n"
+            "coefficients sqrt(eigenvalue)·eigenvector, k-means++ (10 seeded restarts) into\n"
+            "NCLASS classes. Writes the classified list, one wedge-weighted average per class\n"
+            "(PREFIX_<k>.em with its wedge sum), eigenvalues and coefficients (.npy, .csv) and\n"
+            "run.json. -e auto (default) counts the eigenvalues above a Marchenko-Pastur noise\n"
+            "edge (at least NCLASS); too few eigenvectors silently ruin CPCA. Given the landmark\n"
+            "block of 'ccc --landmarks M' (.npz), the eigenvectors come from a Nyström\n"
+            "approximation of the full matrix (NEIG at most M/2).\n\n"
+            "example:\n  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
+            "-o out/classified.xml"
+        ),
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
+    p.add_argument(
+        "-c",
+        "--ccc",
+        type=Path,
+        required=True,
+        help="correlation matrix .csv/.npy, or a landmark block .npz (Nyström CPCA)",
+    )
+    p.add_argument("-e", "--neig", default="auto", help="eigenvectors used, or auto")
+    p.add_argument("-n", "--nclass", type=int, required=True, help="number of classes")
+    p.add_argument("-o", "--output", type=Path, required=True, help="classified particle list")
+    p.add_argument("-a", "--average", help="prefix of the class averages (default: OUT_class)")
+    p.add_argument(
+        "-t", "--tables", type=Path, help="folder for eigenvalues, coefficients, run.json"
+    )
+    p.add_argument("-b", "--binning", type=int, default=1, help="binning of the averages")
+    p.add_argument("-f", "--lowpass", type=float, help="low-pass of the averages (Fourier voxels)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
+    p.add_argument("--oversample", type=int, default=1,
+                   help="classify into NCLASS x this many, then merge to NCLASS")  # fmt: skip
+    p.set_defaults(run=_run_cpca)

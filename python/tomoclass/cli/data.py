@@ -1,0 +1,224 @@
+"""``tomoclass demo``, ``simulate``, ``report`` and ``convert``: data in, pictures out."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from tomoclass.cli.common import (
+    Formatter,
+    progress_bar,
+    publish_folder,
+    write_table,
+    write_text,
+)
+from tomoclass.errors import TomoclassError
+from tomoclass.parallel import Serial
+from tomoclass.simulate import DEFAULT_TILT_RANGES, write_simulation
+
+
+def floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def tilt_ranges(text: str) -> list[tuple[float, float]]:
+    ranges = []
+    for item in text.split(","):
+        try:
+            lo, hi = (float(v) for v in item.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"tilt ranges look like -60:60,-50:55 (min:max degrees), got {text!r}"
+            ) from None
+        ranges.append((lo, hi))
+    return ranges
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    import json
+    import time
+
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.ccc import correlation_matrix, write_matrix
+    from tomoclass.cpca import cpca
+    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.metrics import adjusted_rand_index
+    from tomoclass.plotting import report
+    from tomoclass.simulate import SimulationConfig, read_truth, simulate_particles
+
+    folder = args.directory or Path(tempfile.mkdtemp(prefix="tomoclass-demo-"))
+    started = time.perf_counter()
+    config = SimulationConfig(n_particles=args.particles, n_classes=args.classes, box=32,
+                              snr=args.snr, seed=args.seed)  # fmt: skip
+    print(f"1/4 simulating {config.n_particles} particles of {config.n_classes} conformations "
+          f"(box 32, SNR {config.snr}, 4 tomograms with different wedges) in {folder}")  # fmt: skip
+    sim = simulate_particles(config)
+    publish_folder(lambda work: write_simulation(sim, work), folder)
+    plist = read_particle_list(folder / "particles.xml")
+    print("2/4 constrained-correlation matrix (lowpass 8 Fourier voxels)")
+    matrix = correlation_matrix(plist, folder / "mask.em", 8, progress=progress_bar(Serial()))
+    write_matrix(matrix, folder)
+    print("3/4 CPCA (neig auto) and k-means")
+    result = cpca(matrix, "auto", config.n_classes, args.seed)
+    classified = plist.with_classes(result.labels.tolist())
+    write_particle_list(classified, folder / "classified.xml")
+    print("4/4 wedge-weighted class averages and the report")
+    averages = class_averages(classified)
+    write_averages(averages, folder / "class")
+    for name in ("eigenvalues", "coefficients"):
+        write_table(folder / name, getattr(result, name))
+    run = {"command": "demo", "parameters": {"particles": args.particles, "classes": args.classes,
+           "snr": args.snr, "seed": args.seed, "neig_used": result.neig,
+           "output": str((folder / "classified.xml").absolute())},
+           "class_sizes": {a.label: a.count for a in averages}}  # fmt: skip
+    write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
+    page = report(folder)
+    truth = read_truth(folder / "truth.csv")
+    ari = adjusted_rand_index([truth[p.filename] for p in plist], result.labels)
+    sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
+    print(f"\nadjusted Rand index against the truth: {ari:.3f}  (neig {result.neig}; "
+          f"class sizes {sizes}; {time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(
+        f"outputs in {folder}: classified.xml, class_<k>.em (+ _wedgesum), "
+        "correlation_matrix.csv, truth.csv"
+    )
+    print(f"look at the report: {page}")
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="simulate a data set, classify it end to end and report (seconds)",
+        formatter_class=Formatter,
+        description=(
+            "Simulate aligned particles with known classes, then run ccc → cpca → average and\n"
+            "report the adjusted Rand index against the truth. Without DIR the outputs go to a\n"
+            "new temporary folder."
+        ),
+    )
+    p.add_argument("directory", type=Path, nargs="?", help="new (or empty) output folder")
+    p.add_argument("-n", "--particles", type=int, default=300, help="number of particles")
+    p.add_argument("-k", "--classes", type=int, default=3, help="number of classes")
+    p.add_argument("--snr", type=float, default=0.3, help="signal variance / noise variance")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_simulate(args: argparse.Namespace) -> None:
+    from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
+
+    config = SimulationConfig(
+        n_particles=args.particles,
+        n_classes=args.classes,
+        box=args.box,
+        snr=args.snr,
+        fractions=args.fractions,
+        tilt_ranges=args.tilt_ranges,
+        max_shift=args.max_shift,
+        angular_error=args.angular_error,
+        shift_error=args.shift_error,
+        seed=args.seed,
+    )
+    config.check()  # before creating anything
+    sim = simulate_particles(config)
+    publish_folder(lambda work: write_simulation(sim, work, fmt=args.format), args.directory)
+    counts = ", ".join(f"class {k}: {int((sim.labels == k).sum())}" for k in range(args.classes))
+    print(f"wrote {args.particles} particles ({counts}) to {args.directory}")
+    print(f"  list: {args.directory / 'particles.xml'}   truth: {args.directory / 'truth.csv'}")
+
+
+def add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="synthetic aligned particles with known classes",
+        formatter_class=Formatter,
+        description=(
+            "Simulate aligned subtomograms of a chiral body whose domain takes a different\n"
+            "position in each class: random rotations and shifts, white noise at the given SNR,\n"
+            "then the missing wedge of one of several tomograms. Writes particles/, the PyTom\n"
+            "list particles.xml, mask.em, class_<k>_reference.em and truth.csv.\n\n"
+            "example:\n  tomoclass simulate sim --particles 300 --classes 3 --snr 0.05 --seed 1"
+        ),
+    )
+    p.add_argument("directory", type=Path, help="new (or empty) output folder")
+    p.add_argument("-n", "--particles", type=int, default=200, help="number of particles")
+    p.add_argument("-k", "--classes", type=int, default=2, help="number of classes (1-8)")
+    p.add_argument("--box", type=int, default=32, help="box size in voxels")
+    p.add_argument("--snr", type=float, default=0.1, help="signal variance / noise variance")
+    p.add_argument(
+        "--fractions", type=floats, help="class proportions, e.g. 0.9,0.1 (default: equal)"
+    )
+    p.add_argument(
+        "--tilt-ranges",
+        type=tilt_ranges,
+        default=list(DEFAULT_TILT_RANGES),
+        help="tilt range of each simulated tomogram, min:max degrees, comma-separated",
+    )
+    p.add_argument("--max-shift", type=float, default=2.0, help="largest shift, voxels")
+    p.add_argument(
+        "--angular-error", type=float, default=0.0, help="alignment error in the list, degrees"
+    )
+    p.add_argument("--shift-error", type=float, default=0.0, help="shift error in the list, voxels")
+    p.add_argument("--format", choices=("em", "mrc"), default="em", help="volume file format")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
+    p.set_defaults(run=_run_simulate)
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    from tomoclass.plotting import report
+
+    print(f"wrote {report(args.directory)} (pictures in {args.directory / 'report'})")
+
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="pictures and one HTML page of a run's output folder",
+        formatter_class=Formatter,
+        description=(
+            "Draw what a tomoclass command left in DIR: eigenvalue spectrum, coefficient\n"
+            "scatter by class, CCC matrix ordered by class, central slices of the class\n"
+            "averages with their sizes, dendrograms, the iteration/annealing trace and the\n"
+            "parameters of run.json. Writes DIR/report/*.png and a self-contained\n"
+            "DIR/report.html.\n\nexample:\n  tomoclass report mco"
+        ),
+    )
+    p.add_argument("directory", type=Path, help="output folder of a tomoclass command")
+    p.set_defaults(run=_run_report)
+
+
+def _run_convert(args: argparse.Namespace) -> None:
+    from tomoclass.io import convert_particle_list
+
+    if Path(args.input).absolute() == Path(args.output).absolute():
+        raise TomoclassError(f"{args.output}: output is the input file")
+    convert_particle_list(args.input, args.output, pixel_size=args.pixel_size)
+    print(f"wrote {args.output}")
+
+
+def add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert particle lists between PyTom XML, RELION STAR and Dynamo tbl",
+        formatter_class=Formatter,
+        description=(
+            "Convert a particle list; formats follow the extensions (.xml, .star, .tbl).\n"
+            "Rotations are converted between the packages' Euler conventions and shifts\n"
+            "between voxels and Å (STAR).\n\n"
+            "example:\n  tomoclass convert particles.xml particles.star --pixel-size 13.6"
+        ),
+    )
+    p.add_argument("input", type=Path, help="particle list to read")
+    p.add_argument("output", type=Path, help="particle list to write")
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        help="Å per voxel for STAR shifts (default: the STAR file's, else 1)",
+    )
+    p.set_defaults(run=_run_convert)

@@ -1,0 +1,356 @@
+"""``tomoclass mco-exmx``, ``mco-ac`` and ``job``: multiple correlation optimisation, and
+PyTom's job files."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from tomoclass import __version__
+from tomoclass.cli.common import (
+    Formatter,
+    add_memory,
+    check_new_folder,
+    merge_oversampled,
+    progress_bar,
+    publish_folder,
+    write_text,
+)
+from tomoclass.errors import TomoclassError
+
+_MCO_REQUIRED = {"particles": "-p", "mask": "-m", "classes": "-c", "destination": "-d"}
+
+
+_AC_REQUIRED = {"start_temperature": "--start-temperature", "annealing_step": "--annealing-step"}
+
+
+def _mco_settings(args: argparse.Namespace, read_particle_list):
+    """The particle list of an MCO run; with ``-j`` the job file's settings fill ``args``."""
+    if args.job is None:
+        required = {**_MCO_REQUIRED, **(_AC_REQUIRED if args.command == "mco-ac" else {})}
+        missing = [flag for key, flag in required.items() if getattr(args, key) is None]
+        if missing:
+            raise TomoclassError(f"give -j JOB.xml or {', '.join(missing)}")
+        return read_particle_list(args.particles)
+    from tomoclass.io.pytom_job import read_mco_job
+
+    job = read_mco_job(args.job)
+    kind = "ac" if args.command == "mco-ac" else "exmx"
+    if job.kind != kind:
+        raise TomoclassError(f"{args.job}: an MCO-{job.kind.upper()} job, not for {args.command}")
+    args.particles, args.mask, args.classes = args.job, job.mask, job.classes
+    args.destination, args.iterations, args.end_threshold = (
+        job.destination, job.iterations, job.end_threshold)  # fmt: skip
+    args.binning, args.lowest_frequency = job.binning, job.lowest_frequency
+    args.highest_frequency = job.highest_frequency
+    if kind == "ac":
+        args.start_temperature, args.annealing_step = job.start_temperature, job.annealing_step
+        args.local_search_increment = job.local_search_increment
+        args.temperature, args.criterion = job.temperature, job.criterion
+    return job.particles
+
+
+def _run_job(args: argparse.Namespace) -> None:
+    from tomoclass.io import read_particle_list
+    from tomoclass.io.pytom_job import MCOJob, write_mco_job
+
+    annealing = args.kind == "ac"
+    job = MCOJob(
+        kind=args.kind, particles=read_particle_list(args.particles),
+        mask=args.mask.absolute(), destination=args.destination.absolute(),
+        classes=args.classes, iterations=args.iterations, end_threshold=args.end_threshold,
+        binning=args.binning, lowest_frequency=args.lowest_frequency,
+        highest_frequency=args.highest_frequency,
+        start_temperature=args.start_temperature if annealing else None,
+        annealing_step=args.annealing_step if annealing else None,
+        local_search_increment=args.local_search_increment if annealing else None,
+        temperature=args.temperature if annealing else None,
+        criterion=args.criterion if annealing else None,
+    )  # fmt: skip
+    if annealing and (job.start_temperature is None or job.annealing_step is None):
+        raise TomoclassError("an AC job needs --start-temperature and --annealing-step")
+    write_mco_job(job, args.output)
+    print(f"wrote {args.output}; run it with: tomoclass mco-{args.kind} -j {args.output}")
+
+
+class McoCheckpoint:
+    """The state of an MCO run after each iteration or round, beside its destination
+    (``.DIR.checkpoint``), so that ``--resume`` continues an interrupted run to the same
+    result. Only rank 0 writes; every rank reads."""
+
+    KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
+            "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
+            "update_shifts", "oversample",
+            "start_temperature", "annealing_step", "local_search_increment", "temperature",
+            "criterion")  # fmt: skip
+
+    def __init__(self, args: argparse.Namespace, comm) -> None:
+        destination = args.destination.absolute()
+        self.folder = destination.parent / f".{destination.name}.checkpoint"
+        self.comm = comm
+        self.params = {k: str(getattr(args, k, None)) for k in self.KEYS}
+        if not args.resume and comm.rank == 0:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def save(self, progress) -> None:
+        import json
+
+        from tomoclass.io.files import save_npy
+
+        if self.comm.rank != 0:
+            return
+        try:
+            self.folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise TomoclassError(f"{self.folder}: cannot write ({exc.strerror})") from None
+        arrays = {"labels": progress.labels, f"step_{progress.step}": progress.labels}
+        if progress.best_labels is not None:
+            arrays["best_labels"] = progress.best_labels
+        for name, values in arrays.items():
+            save_npy(self.folder / f"{name}.npy", values)
+        state = {"params": self.params, "step": progress.step, "trace": progress.trace,
+                 "best_total": progress.best_total, "swaps": progress.swaps}  # fmt: skip
+        write_text(self.folder / "state.json", json.dumps(state))
+
+    def load(self):
+        import json
+
+        import numpy as np
+
+        from tomoclass.mco import Progress
+
+        path = self.folder / "state.json"
+        if not path.exists():
+            raise TomoclassError(f"{self.folder}: no checkpoint to resume from")
+        state = json.loads(path.read_text())
+        if state["params"] != self.params:
+            raise TomoclassError(
+                f"{self.folder}: checkpoint of a run with other parameters; run without --resume"
+            )
+        best = self.folder / "best_labels.npy"
+        return Progress(
+            step=state["step"],
+            labels=np.load(self.folder / "labels.npy"),
+            trace=state["trace"],
+            best_labels=np.load(best) if best.exists() else None,
+            best_total=state["best_total"],
+            swaps=[tuple(s) for s in state["swaps"]],
+        )
+
+    def steps(self, progress) -> list:
+        """The labels of every step done before ``progress`` (none for a fresh run)."""
+        import numpy as np
+
+        if progress is None:
+            return []
+        return [(k, np.load(self.folder / f"step_{k}.npy")) for k in range(1, progress.step + 1)]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _run_mco(args: argparse.Namespace) -> None:
+    """mco-exmx and mco-ac: run (on every MPI rank), then rank 0 writes a new folder with
+    every iteration or round."""
+    import json
+    import time
+
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.mco import mco_ac, mco_exmx
+    from tomoclass.parallel import world
+
+    comm = world()
+    started = time.perf_counter()
+    plist = _mco_settings(args, read_particle_list)
+    check_new_folder(args.destination)  # now, not after the whole run
+    annealing = args.command == "mco-ac"
+    step_name = "round" if annealing else "iteration"
+    checkpoint = McoCheckpoint(args, comm)
+    resume = checkpoint.load() if args.resume else None
+    steps = checkpoint.steps(resume)
+
+    bar = progress_bar(comm)
+    total = args.iterations
+    if annealing:
+        total = int(-(-args.start_temperature // args.annealing_step)) if args.annealing_step else 0
+
+    def keep_step(progress) -> None:
+        """Checkpoint; then a bar on a terminal, or one line per step in a log."""
+        entry = progress.trace[-1]
+        steps.append((progress.step, progress.labels.copy()))
+        checkpoint.save(progress)
+        if bar is not None:
+            bar(f"{step_name}s", progress.step, max(total, progress.step))
+        elif comm.rank == 0:
+            extra = f", T {entry['temperature']:.3g}" if annealing else ""
+            print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
+                  f"occupancy {entry['occupancy']}")  # fmt: skip
+
+    features = checkpoint.folder.with_suffix(".features")
+    common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
+              "end_threshold": args.end_threshold, "resume": resume,
+              "max_shift": args.max_shift, "update_shifts": args.update_shifts,
+              "allow_collapse": args.allow_class_collapse,
+              "cache": (features, args.memory * 2**30)}  # fmt: skip
+    swaps = None
+    if args.oversample < 1:
+        raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")
+    classes = args.classes * args.oversample
+    try:
+        if annealing:
+            result, swaps = mco_ac(
+                plist, args.mask, classes, args.start_temperature, args.annealing_step,
+                args.highest_frequency, args.binning, on_round=keep_step,
+                local_search=args.local_search_increment, temperature=args.temperature,
+                criterion=args.criterion, **common,
+            )  # fmt: skip
+        else:
+            result = mco_exmx(
+                plist, args.mask, classes, args.highest_frequency, args.binning,
+                iterations=args.iterations, on_iteration=keep_step, **common,
+            )  # fmt: skip
+    except BaseException:
+        if comm.rank == 0:  # no barrier: a failed rank is not coming back
+            shutil.rmtree(features, ignore_errors=True)
+        raise
+    comm.allgather(None)  # every rank is done with the shared features
+    if comm.rank == 0:
+        shutil.rmtree(features, ignore_errors=True)
+    labels, plan = result.labels.tolist(), None
+    if args.oversample > 1:
+        labels, plan, before = merge_oversampled(plist, labels, args.classes, args.mask,
+                                                  args.highest_frequency, args.binning)  # fmt: skip
+    classified = plist.with_classes(labels)
+    if result.shifts is not None:
+        classified = classified.with_shifts(result.shifts)
+    averages = class_averages(classified, binning=args.binning, comm=comm)
+    if comm.rank != 0:
+        return
+
+    def build(work: Path) -> None:
+        for number, labels in steps:
+            folder = work / f"{step_name}_{number}"
+            folder.mkdir()
+            write_particle_list(plist.with_classes(labels.tolist()),
+                                folder / "classifiedParticles.xml")  # fmt: skip
+        if swaps is not None:
+            lines = ["round,particle,from,to,score_lost\n"]
+            lines += [f"{r},{i},{a},{b},{loss:.6g}\n" for r, i, a, b, loss in swaps]
+            (work / "swaps.csv").write_text("".join(lines))
+        write_particle_list(classified, work / "classifiedParticles.xml")
+        write_averages(averages, work / "class")
+        if plan is not None:
+            from tomoclass.merge import dendrogram_png
+
+            dendrogram_png(plan, before, work / "merge_dendrogram.png")
+        run = {
+            "command": args.command,
+            "oversample": {"factor": args.oversample,
+                           "merge": plan.mapping if plan is not None else None},
+            "parameters": {k: (str(v) if isinstance(v, Path) else v)
+                           for k, v in vars(args).items() if k != "run"},
+            "ranks": comm.size,
+            "versions": {"tomoclass": __version__},
+            "trace": result.trace,
+            "timings": {"total_seconds": time.perf_counter() - started},
+        }  # fmt: skip
+        (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+    publish_folder(build, args.destination)
+    checkpoint.remove()
+    extra = "swaps.csv, " if annealing else ""
+    print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
+          f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
+
+
+def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
+    """The settings of an MCO run (also those of ``tomoclass job``)."""
+    p.add_argument("-p", "--particles", type=Path, help="particle list")
+    p.add_argument("-m", "--mask", type=Path, help="real-space mask volume")
+    p.add_argument("-c", "--classes", type=int, help="number of classes")
+    p.add_argument("-d", "--destination", type=Path, help="new output folder")
+    p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
+    p.add_argument(
+        "--highest-frequency",
+        type=float,
+        default=0.25,
+        help="Fourier voxels of the binned box (below 1: fraction of it)",
+    )
+    p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
+    p.add_argument("-n", "--iterations", type=int, default=10, help="most EXMX iterations")
+    p.add_argument("-t", "--end-threshold", type=float, default=0.05,
+                   help="stop when at most this fraction of particles changed class")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (start and annealing)")
+    p.add_argument("--max-shift", type=float, default=0.0,
+                   help="best-shift search radius, voxels (0: no search)")  # fmt: skip
+    p.add_argument("--allow-class-collapse", action="store_true",
+                   help="let classes empty instead of re-seeding them")  # fmt: skip
+    p.add_argument("--update-shifts", action="store_true",
+                   help="store the best shifts (needs --max-shift)")  # fmt: skip
+    p.add_argument("--oversample", type=int, default=1,
+                   help="classify into CLASSES x this many, then merge to CLASSES")  # fmt: skip
+    if annealing:
+        p.add_argument("--start-temperature", type=float,
+                       help="first temperature (x score spread for sigma)")  # fmt: skip
+        p.add_argument("--annealing-step", type=float,
+                       help="temperature drop per round")  # fmt: skip
+        p.add_argument("--local-search-increment", type=int, default=5,
+                       help="EXMX iterations per round")  # fmt: skip
+        p.add_argument("--temperature", choices=("sigma", "annealing"), default="sigma",
+                       help="sigma: T x std of all scores; annealing: T as is")  # fmt: skip
+        p.add_argument("--criterion", choices=("metropolis", "threshold"), default="metropolis",
+                       help="acceptance of a jump to a worse class")  # fmt: skip
+
+
+def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str) -> None:
+    p = sub.add_parser(name, help=summary, formatter_class=Formatter, description=text)
+    p.add_argument("-j", "--job", type=Path,
+                   help="PyTom job file (MCOEXMXJob/MCOACJob) instead of the flags")  # fmt: skip
+    _add_mco_options(p, name == "mco-ac")
+    p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    add_memory(p, "larger features are memory-mapped from .DIR.features (shared by MPI ranks)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from .DIR.checkpoint")  # fmt: skip
+    p.set_defaults(run=_run_mco)
+
+
+def add_job(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "job",
+        help="write a PyTom-compatible MCO job file",
+        formatter_class=Formatter,
+        description=(
+            "Write an MCOEXMXJob (exmx) or MCOACJob (ac) XML file that PyTom and\n"
+            "'tomoclass mco-exmx|mco-ac -j JOB.xml' both read.\n\n"
+            "example:\n  tomoclass job exmx -p particles.xml -m mask.em -c 3 -d mco "
+            "--highest-frequency 8 -o job.xml"
+        ),
+    )
+    p.add_argument("kind", choices=("exmx", "ac"), help="which algorithm")
+    p.add_argument("-o", "--output", type=Path, required=True, help="job file to write")
+    _add_mco_options(p, annealing=True)
+    p.set_defaults(run=_run_job)
+
+
+def add_mco_commands(sub: argparse._SubParsersAction) -> None:
+    _add_mco(sub, "mco-exmx", "classify by multiple correlation optimisation (EXMX)", (
+        "MCO-EXMX: iterate class averages (in the particles' own wedges) and reassignment\n"
+        "of every particle to its best-correlating class, until at most END_THRESHOLD of\n"
+        "the particles change class. Starts from the list's classes, or at random (seeded)\n"
+        "when the list has at most one. Writes DIR/classifiedParticles.xml, class_<k>.em,\n"
+        "iteration_<i>/classifiedParticles.xml and run.json with the per-iteration trace.\n\n"
+        "example:\n  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco "
+        "--highest-frequency 8"
+    ))  # fmt: skip
+    _add_mco(sub, "mco-ac", "classify by MCO with simulated annealing (AC)", (
+        "MCO-AC: rounds of EXMX (LOCAL_SEARCH_INCREMENT iterations each) followed by an\n"
+        "annealed reassignment: every particle proposes a random other class and moves if\n"
+        "the criterion accepts the score it loses at the current temperature; the\n"
+        "temperature drops by ANNEALING_STEP per round until it reaches 0, then EXMX runs\n"
+        "to convergence. The best assignment by total score is kept. Writes\n"
+        "classifiedParticles.xml, class_<k>.em, round_<r>/, swaps.csv and run.json.\n\n"
+        "example:\n  tomoclass mco-ac -p particles.xml -m mask.em -c 4 -d ac "
+        "--highest-frequency 8 --start-temperature 2 --annealing-step 0.2"
+    ))  # fmt: skip
