@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,14 +39,16 @@ GIB = 2**30
 
 def measured(args: list[str]) -> tuple[float, float]:
     """Run ``tomoclass ARGS``; its wall time (s) and peak RSS (GiB)."""
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "tomoclass.cli", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        sys.exit(f"tomoclass {' '.join(args)} failed:\n{process.stderr.read().decode()}")
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "tomoclass.cli", *args],
+                                   stdout=subprocess.DEVNULL, stderr=errors)  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)  # the usage of this process alone
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            sys.exit(f"tomoclass {' '.join(args)} failed:\n{errors.read().decode()}")
     return seconds, usage.ru_maxrss * 1024 / GIB  # ru_maxrss is in KiB on Linux
 
 
