@@ -79,7 +79,7 @@ def test_memory_mapped_features_give_the_same_run(two_classes, tmp_path, monkeyp
     monkeypatch.setattr(mco_module._core, "mco_class_means",
                         lambda f, *a: seen.append(type(f)) or real(f, *a))  # fmt: skip
     mapped = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=3, seed=2,
-                      cache=(tmp_path / "features", 0))  # fmt: skip
+                      cache_dir=tmp_path / "features", memory_budget=0)  # fmt: skip
     assert seen and all(kind is np.memmap for kind in seen)
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == [
         "features_f.npy",

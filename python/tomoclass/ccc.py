@@ -33,6 +33,7 @@ import numpy as np
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.features import (
+    MEMORY_BUDGET,
     Particles,
     ParticleStack,
     box_size,
@@ -43,12 +44,10 @@ from tomoclass.features import (
     take,
 )
 from tomoclass.fourier import band_mask
-from tomoclass.io.files import atomic_output, reserved_npy, save_npy, save_npz
+from tomoclass.io.files import atomic_output, publish, reserved_npy, save_npy, save_npz
 from tomoclass.parallel import Serial, share
 
 MODES = ("fourier", "real")
-MEMORY_BUDGET = 2 * 2**30
-"""Bytes of features kept in memory before they go to a memory-mapped cache file."""
 
 TILE = 512
 """Tile edge (particles): big enough for efficient matrix products, small enough to balance."""
@@ -372,20 +371,22 @@ def write_matrix(
     matrix: np.ndarray, directory: str | os.PathLike, csv: bool = True
 ) -> tuple[Path | None, Path]:
     """Write ``correlation_matrix.npy`` and (unless ``csv`` is False) PyTom's comma-separated
-    ``correlation_matrix.csv``, each atomically. A matrix from :func:`open_matrix` is
+    ``correlation_matrix.csv``, each atomically (as one set inside
+    :func:`~tomoclass.io.files.output_group`). A matrix from :func:`open_matrix` is
     published by renaming its file, without a copy."""
     folder = Path(directory)
     csv_path, npy_path = folder / "correlation_matrix.csv", folder / "correlation_matrix.npy"
-    if csv:  # first: if it fails (a full disk), the earlier .npy is still in place
-        with atomic_output(csv_path) as tmp, open(tmp, "wb") as handle:
-            for start in range(0, len(matrix), 256):
-                handle.write(_core.format_csv(np.ascontiguousarray(matrix[start : start + 256])))
     if isinstance(matrix, np.memmap) and Path(matrix.filename).parent == folder.absolute():
         matrix.flush()
-        os.replace(matrix.filename, npy_path)
+        publish(matrix.filename, npy_path)
     else:
         save_npy(npy_path, matrix)
-    return (csv_path if csv else None), npy_path
+    if not csv:
+        return None, npy_path
+    with atomic_output(csv_path) as tmp, open(tmp, "wb") as handle:
+        for start in range(0, len(matrix), 256):
+            handle.write(_core.format_csv(np.ascontiguousarray(matrix[start : start + 256])))
+    return csv_path, npy_path
 
 
 def read_matrix(path: str | os.PathLike) -> np.ndarray | LandmarkBlock:

@@ -31,6 +31,9 @@ from tomoclass.wedge import Wedge, core_components
 CHUNK = 128
 """Particles read and preprocessed at once."""
 
+MEMORY_BUDGET = 2 * 2**30
+"""Bytes of features kept in memory before they go to a memory-mapped cache file."""
+
 
 @dataclass
 class ParticleStack:

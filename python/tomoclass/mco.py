@@ -19,7 +19,13 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
-from tomoclass.features import Particles, ParticleStack, gathered_features, prepare
+from tomoclass.features import (
+    MEMORY_BUDGET,
+    Particles,
+    ParticleStack,
+    gathered_features,
+    prepare,
+)
 from tomoclass.parallel import Serial, allgather_rows, share
 
 FLOOR = 0.05
@@ -204,7 +210,8 @@ def mco_exmx(
     resume: Progress | None = None,
     max_shift: float = 0.0,
     update_shifts: bool = False,
-    cache: tuple[str | os.PathLike, float] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    memory_budget: float = MEMORY_BUDGET,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -213,16 +220,16 @@ def mco_exmx(
     ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
     that radius (PyTom's translation tolerance); ``update_shifts`` then also returns the
     particles' shifts that centre them on their final class averages.
-    ``on_iteration(entry, labels)`` is called after each iteration. ``cache``:
-    ``(folder, bytes)``: features larger than that many bytes are memory-mapped from files in
-    the folder (shared by all MPI ranks) instead of held in memory.
+    ``on_iteration(entry, labels)`` is called after each iteration. Features larger than
+    ``memory_budget`` bytes are memory-mapped from files in ``cache_dir`` (shared by all MPI
+    ranks) instead of held in memory, as in :func:`tomoclass.ccc.correlation_matrix`.
     """
     if not 0 <= end_threshold <= 1:
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
     f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
-                                      max_shift, cache)  # fmt: skip
+                                      max_shift, cache_dir, memory_budget)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
     result = exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
                              allow_collapse, on_iteration=on_iteration, comm=comm,
@@ -232,10 +239,11 @@ def mco_exmx(
     return result
 
 
-def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift, cache):
+def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift, cache_dir,
+                  memory_budget):  # fmt: skip
     """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
-    each rank computes its share and all ranks receive all). ``cache``: ``(folder, bytes)``
-    beyond which the features are memory-mapped from that folder, or None."""
+    each rank computes its share and all ranks receive all; memory-mapped from ``cache_dir``
+    beyond ``memory_budget`` bytes)."""
     comm = comm or Serial()
     n = len(particles)
     if not 2 <= nclass <= n:
@@ -243,9 +251,8 @@ def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_s
     if max_shift < 0:
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
     mask, band = prepare(particles, mask, binning, highest, lowest)
-    folder, budget = cache or (None, float("inf"))
-    f, w = gathered_features(particles, mask, band, binning, comm, cache_dir=folder,
-                             memory_budget=budget)  # fmt: skip
+    f, w = gathered_features(particles, mask, band, binning, comm, cache_dir=cache_dir,
+                             memory_budget=memory_budget)  # fmt: skip
     shift = ShiftSearch(max_shift / binning, band.flat, band.box) if max_shift > 0 else None
     return f, w, band.herm, shift
 
@@ -351,14 +358,15 @@ def mco_ac(
     resume: Progress | None = None,
     max_shift: float = 0.0,
     update_shifts: bool = False,
-    cache: tuple[str | os.PathLike, float] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    memory_budget: float = MEMORY_BUDGET,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
     ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
     ``end_threshold``, ``allow_collapse``); the other parameters as :func:`mco_exmx`."""
     f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
-                                      max_shift, cache)  # fmt: skip
+                                      max_shift, cache_dir, memory_budget)  # fmt: skip
     labels = start_labels(particles, nclass, seed)
     result, swaps = ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
                               on_round=on_round, comm=comm, resume=resume, shift=shift,

@@ -193,7 +193,7 @@ def _run_mco(args: argparse.Namespace) -> None:
               "end_threshold": args.end_threshold, "resume": resume,
               "max_shift": args.max_shift, "update_shifts": args.update_shifts,
               "allow_collapse": args.allow_class_collapse,
-              "cache": (features, args.memory * 2**30)}  # fmt: skip
+              "cache_dir": features, "memory_budget": args.memory * 2**30}  # fmt: skip
     swaps = None
     if args.oversample < 1:
         raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")

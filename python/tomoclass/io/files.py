@@ -71,17 +71,23 @@ def atomic_output(path: PathLike) -> Iterator[str]:
         raise TomoclassError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None
     try:
         yield tmp
-        group = _GROUP.get()
-        if group is None:
-            os.replace(tmp, target)
-        else:
-            group.append((tmp, target))
+        publish(tmp, target)
     except OSError as err:
         _remove_quietly(tmp)
         raise TomoclassError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def publish(written: PathLike, target: PathLike) -> None:
+    """Rename the finished file ``written`` (beside ``target``) to ``target``: now, or inside
+    :func:`output_group` when the whole group has succeeded (else ``written`` is removed)."""
+    group = _GROUP.get()
+    if group is None:
+        os.replace(written, target)
+    else:
+        group.append((os.fspath(written), os.fspath(target)))
 
 
 def _remove_quietly(path: str) -> None:
