@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from tomoclass import _core
 from tomoclass.ccc import correlation_matrix
-from tomoclass.features import ParticleStack, make_band, spectral_features
+from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.mask import spherical_mask
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 from tomoclass.wedge import weights
@@ -82,23 +82,22 @@ def bench_pairs(n: int, box: int, lowpass: float, subset: int, threads: int) -> 
 
 def bench_kernel(n: int, box: int, lowpass: float, threads: int) -> None:
     stack = simulated_stack(min(n, 2048), box, seed=2)
-    band = make_band(box, lowpass)
-    feats = spectral_features(stack, spherical_mask(box), band)
-    x, p = _core.ccc_factors(feats.f, feats.w, band.herm)
+    feats = Preprocessing.for_band(stack, spherical_mask(box), lowpass).features()
+    x, p, q = _core.ccc_factors(feats.f, feats.w, feats.band.herm)
     rows, m = len(x), feats.w.shape[1]
     tiles = [(r, min(r + 512, rows), c, min(c + 512, rows)) for r in range(0, rows, 512)
              for c in range(0, rows, 512)]  # fmt: skip
-    _core.ccc_tiles(x, p, feats.w, tiles[:2])  # warm up
+    _core.ccc_tiles(x, p, q, tiles[:2])  # warm up
     start = time.perf_counter()
-    _core.ccc_tiles(x, p, feats.w, tiles)
+    _core.ccc_tiles(x, p, q, tiles)
     ours = time.perf_counter() - start
-    flops = 2.0 * rows * rows * (2 * m + m + m)  # X·Xᵀ, P·Wᵀ, W·Pᵀ
+    flops = 2.0 * rows * rows * (2 * m + m + m)  # X·Xᵀ, P·Qᵀ, Q·Pᵀ
     a = np.ascontiguousarray(x)
     np.matmul(a, a.T)
     start = time.perf_counter()
     np.matmul(a, a.T)
-    np.matmul(p, feats.w.T)
-    np.matmul(feats.w, p.T)
+    np.matmul(p, q.T)
+    np.matmul(q, p.T)
     blas = time.perf_counter() - start
     print(
         f"kernel   N={rows} M={m} box={box} lowpass={lowpass} threads={threads}: "

@@ -23,7 +23,7 @@ import numpy as np
 from tomoclass import _core
 from tomoclass.ccc import correlation_matrix
 from tomoclass.cpca import cpca
-from tomoclass.features import ParticleStack, make_band, spectral_features
+from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import ac_rounds, exmx_iterations, random_labels
 from tomoclass.metrics import adjusted_rand_index
@@ -37,9 +37,8 @@ def simulated(n: int, classes: int, snr: float, seed: int):
 
 
 def features(stack: ParticleStack):
-    band = make_band(32, 8)
-    feats = spectral_features(stack, spherical_mask(32), band)
-    return np.asarray(feats.f), np.asarray(feats.w), band.herm
+    feats = Preprocessing.for_band(stack, spherical_mask(32), 8).features()
+    return np.asarray(feats.f), np.asarray(feats.w), feats.band.herm
 
 
 def bench_iteration(n: int, classes: int) -> None:
@@ -58,8 +57,8 @@ def bench_iteration(n: int, classes: int) -> None:
 def bench_shift(n: int, classes: int, radius: float = 2.0, subset: int = 50) -> None:
     """One EXMX scoring with --max-shift against numpy doing the same inverse FFTs."""
     _, stack = simulated(n, classes, 0.1, 3)
-    band = make_band(32, 8)
-    feats = spectral_features(stack, spherical_mask(32), band)
+    feats = Preprocessing.for_band(stack, spherical_mask(32), 8).features()
+    band = feats.band
     f, w, herm = np.asarray(feats.f), np.asarray(feats.w), band.herm
     means, _ = _core.mco_class_means(f, w, random_labels(n, classes, 0).tolist(), classes, 0.05)
     start = time.perf_counter()

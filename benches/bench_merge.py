@@ -17,7 +17,7 @@ import numpy as np
 from tomoclass.average import class_averages
 from tomoclass.ccc import correlation_matrix
 from tomoclass.cpca import cpca
-from tomoclass.features import ParticleStack, make_band, spectral_features
+from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import exmx_iterations, random_labels
 from tomoclass.merge import merge_plan
@@ -59,15 +59,14 @@ def main() -> None:
                                                   seed=seed))  # fmt: skip
         stack = sim.particle_stack()
         matrix = correlation_matrix(stack, spherical_mask(32), 8)
-        band = make_band(32, 8)
-        feats = spectral_features(stack, spherical_mask(32), band)
+        feats = Preprocessing.for_band(stack, spherical_mask(32), 8).features()
         f, w = np.asarray(feats.f), np.asarray(feats.w)
 
         runs = {
             "CPCA, 3 classes": cpca(matrix, "auto", 3, seed).labels,
             "CPCA, 9 merged to 3": merged(stack, cpca(matrix, "auto", 9, seed).labels, 3),
-            "EXMX, 3 classes": exmx(f, w, band.herm, 3, seed),
-            "EXMX, 9 merged to 3": merged(stack, exmx(f, w, band.herm, 9, seed), 3),
+            "EXMX, 3 classes": exmx(f, w, feats.band.herm, 3, seed),
+            "EXMX, 9 merged to 3": merged(stack, exmx(f, w, feats.band.herm, 9, seed), 3),
         }
         for name, labels in runs.items():
             results.setdefault(name, []).append(

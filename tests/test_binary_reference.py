@@ -12,7 +12,7 @@ import pytest
 
 from tomoclass.average import class_averages
 from tomoclass.ccc import correlation_matrix
-from tomoclass.features import ParticleStack, make_band, spectral_features
+from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.geometry import Rotation
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import ShiftSearch, class_scores
@@ -51,8 +51,8 @@ def test_ccc_matrices_are_unchanged(reference, stack):
 
 
 def test_mco_scores_are_unchanged(reference, stack):
-    band = make_band(16, 5)
-    feats = spectral_features(stack, spherical_mask(16), band)
+    feats = Preprocessing.for_band(stack, spherical_mask(16), 5).features()
+    band = feats.band
     assert np.array_equal(feats.f, reference["features_f"])
     assert np.array_equal(feats.w, reference["features_w"])
     labels = reference["labels"]

@@ -101,31 +101,33 @@ def reference_parts(stack: ParticleStack, mask: np.ndarray, factor: int, lowest,
 
 
 def reference_fourier(stack, mask, factor, lowest, highest) -> np.ndarray:
-    """SPEC §3: Σ h W_i W_j Re(F_i F_j*) / sqrt(Σ h W_i W_j |F_i|² · Σ h W_i W_j |F_j|²)."""
+    """SPEC §3: Σ h W_i W_j Re(F_i F_j*) / sqrt(Σ h W_j² |F_i|² · Σ h W_i² |F_j|²), each
+    spectrum kept where its particle sampled (W > 0)."""
     spectra, wedges, band, herm, _ = reference_parts(stack, mask, factor, lowest, highest)
     n = len(spectra)
     out = np.eye(n)
     for i in range(n):
         for j in range(i + 1, n):
-            fi, fj = wedges[i] * spectra[i], wedges[j] * spectra[j]
-            g = herm * band * wedges[i] * wedges[j]
-            num = np.sum(g * (fi * np.conj(fj)).real)
-            den = np.sum(g * np.abs(fi) ** 2) * np.sum(g * np.abs(fj) ** 2)
+            wi, wj = wedges[i], wedges[j]
+            fi, fj = (wi > 0) * spectra[i], (wj > 0) * spectra[j]
+            g = herm * band
+            num = np.sum(g * wi * wj * (fi * np.conj(fj)).real)
+            den = np.sum(g * wj**2 * np.abs(fi) ** 2) * np.sum(g * wi**2 * np.abs(fj) ** 2)
             out[i, j] = out[j, i] = num / np.sqrt(den)
     return out
 
 
 def reference_real(stack, mask, factor, lowest, highest) -> np.ndarray:
     """PyTom's pair definition as ``rust/core/src/ccc.rs`` documents it: masked NCC of
-    irfft(S_i W_i W_j B) and irfft(S_j W_j W_i B) with mask-weighted means."""
+    irfft(S_i [W_i > 0] W_j B) and irfft(S_j [W_j > 0] W_i B) with mask-weighted means."""
     spectra, wedges, band, _, mask_b = reference_parts(stack, mask, factor, lowest, highest)
     n, m = len(spectra), mask_b.shape[0]
     out = np.eye(n)
     for i in range(n):
         for j in range(i + 1, n):
-            common = wedges[i] * wedges[j] * band
-            a = np.fft.irfftn(spectra[i] * common, s=(m,) * 3, axes=(0, 1, 2))
-            b = np.fft.irfftn(spectra[j] * common, s=(m,) * 3, axes=(0, 1, 2))
+            wi, wj = wedges[i], wedges[j]
+            a = np.fft.irfftn(spectra[i] * (wi > 0) * wj * band, s=(m,) * 3, axes=(0, 1, 2))
+            b = np.fft.irfftn(spectra[j] * (wj > 0) * wi * band, s=(m,) * 3, axes=(0, 1, 2))
             da = a - np.sum(mask_b * a) / mask_b.sum()
             db = b - np.sum(mask_b * b) / mask_b.sum()
             num = np.sum(mask_b * da * db)

@@ -40,16 +40,17 @@ def test_class_means_and_scores_match_the_spec_formula():
     fc = f[:, :m].astype(np.float64) + 1j * f[:, m:]
     for k in range(3):
         members = labels == k
-        wsum = w[members].sum(0)
-        want = (w[members] * fc[members]).sum(0) / np.maximum(wsum, 0.05 * members.sum())
+        wsum = (w[members] ** 2).sum(0)
+        reach = (w[members].max(1) ** 2).sum()  # the floor: 0.05 of the largest weight sum
+        want = (w[members] * fc[members]).sum(0) / np.maximum(wsum, 0.05 * reach)
         np.testing.assert_allclose(means[k, :m] + 1j * means[k, m:], want, atol=1e-5)
     scores = _core.mco_scores(f, w, herm, means)
     a = means[:, :m].astype(np.float64) + 1j * means[:, m:]
     for i in range(len(f)):
-        for k in range(3):
-            hw = herm * w[i]
-            num = np.sum(hw * np.real(fc[i] * np.conj(a[k])))
-            den = np.sqrt(np.sum(hw * np.abs(fc[i]) ** 2) * np.sum(hw * np.abs(a[k]) ** 2))
+        for k in range(3):  # F_i against W_i·A_k
+            num = np.sum(herm * w[i] * np.real(fc[i] * np.conj(a[k])))
+            energy = np.sum(herm * np.abs(fc[i]) ** 2)
+            den = np.sqrt(energy * np.sum(herm * w[i] ** 2 * np.abs(a[k]) ** 2))
             assert abs(scores[i, k] - num / den) < 1e-5
 
 
@@ -142,15 +143,14 @@ def test_cli_writes_pytoms_outputs(tmp_path, capsys):
 
 def test_annealing_reaches_at_least_the_exmx_score_from_the_same_start():
     """4 classes, SNR 0.3: EXMX alone stops in a local optimum from this start."""
-    from tomoclass.features import make_band, spectral_features
+    from tomoclass.features import Preprocessing
     from tomoclass.mco import ac_rounds, random_labels, total_score
 
     sim = simulate_particles(
         SimulationConfig(n_particles=200, n_classes=4, box=24, snr=0.3, seed=1)
     )
-    band = make_band(24, 6)
-    feats = spectral_features(stack_of(sim), spherical_mask(24), band)
-    f, w, herm = np.asarray(feats.f), np.asarray(feats.w), band.herm
+    feats = Preprocessing.for_band(stack_of(sim), spherical_mask(24), 6).features()
+    f, w, herm = np.asarray(feats.f), np.asarray(feats.w), feats.band.herm
     start = random_labels(200, 4, 0)
     exmx = exmx_iterations(f, w, herm, start, 4, 50, 0.0)
     ac, swaps = ac_rounds(f, w, herm, start, 4, 2.0, 0.2, local_search=1, seed=0)

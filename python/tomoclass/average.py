@@ -1,12 +1,15 @@
-"""Wedge-weighted class averages, summed in Fourier space in the Rust core.
+"""Weighted class averages, summed in Fourier space in the Rust core.
 
-``A = irFFT( Σ W_i·F_i / max(Σ W_i, floor·n) )`` over the ``n`` particles of a class, with
-``F_i`` the spectrum of the aligned (binned, unmasked) particle and ``W_i`` its wedge seen
-from the aligned frame; PyTom's floor is 0.05. The result is low-passed to ``lowpass``
-(Fourier voxels of the binned box; default: no low-pass) and keeps its mean. The wedge sum
-``Σ W_i`` shows how well each Fourier voxel was sampled; it is returned (and written) as a
-full, centred volume (DC at voxel ``m // 2``). Sums are accumulated in a fixed order, so the
-averages are identical for any thread count and any number of MPI ranks.
+``A = irFFT( Σ W_i·F_i / max(Σ W_i², floor·Σ max(W_i)²) )`` over the particles of a class,
+with ``F_i`` the spectrum of the aligned (binned, unmasked) particle and ``W_i`` its sampling
+weight seen from the aligned frame: for data ``F_i ≈ W_i·S`` this is the least-squares
+estimate of ``S``. PyTom's floor is 0.05 of the largest weight sum the class could reach
+(``0.05·n`` for binary wedges, as PyTom). The result is low-passed to ``lowpass`` (Fourier
+voxels of the binned box; default: no low-pass) and keeps its mean. The weight sum
+``Σ W_i²`` shows how well each Fourier voxel was sampled (the wedge sum for binary wedges);
+it is returned (and written) as a full, centred volume (DC at voxel ``m // 2``). Sums are
+accumulated in a fixed order, so the averages are identical for any thread count and any
+number of MPI ranks.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
-from tomoclass.features import CHUNK, Particles, ParticleStack, box_size, iter_chunks
+from tomoclass.features import Particles, ParticleStack, Preprocessing
 from tomoclass.fourier import band_mask, frequency_radius
 from tomoclass.io import write_volume
 from tomoclass.parallel import Serial, share
-from tomoclass.wedge import core_components
 
 FLOOR = 0.05
 """PyTom's lower bound of the wedge sum, as a fraction of the number of particles."""
@@ -31,8 +33,8 @@ FLOOR = 0.05
 
 @dataclass
 class ClassAverage:
-    """One class: its label, its average (float32 ``[z, y, x]``), its centred wedge sum and
-    how many particles it holds."""
+    """One class: its label, its average (float32 ``[z, y, x]``), its centred weight sum
+    ``Σ W²`` (the wedge sum for binary wedges) and how many particles it holds."""
 
     label: str
     volume: np.ndarray
@@ -65,7 +67,7 @@ def _full_centred(half: np.ndarray, m: int) -> np.ndarray:
 
 
 def class_averages(
-    particles: Particles,
+    particles: Particles | Preprocessing,
     labels=None,
     binning: int = 1,
     lowpass: float | None = None,
@@ -74,10 +76,12 @@ def class_averages(
     progress=None,
     comm=None,
 ) -> list[ClassAverage] | None:
-    """Wedge-weighted averages of every class, in order of first appearance.
+    """Weighted averages of every class, in order of first appearance.
 
-    ``labels`` (one per particle) default to the particle list's classes (particles without
-    a class form class "0"). ``binning`` divides the box; ``lowpass`` is a radius in Fourier
+    ``particles``: the particles, or a run's :class:`~tomoclass.features.Preprocessing` (its
+    particles, sampling and binning are used, without its mask). ``labels`` (one per
+    particle) default to the particle list's classes (particles without a class form class
+    "0"). ``binning`` divides the box; ``lowpass`` is a radius in Fourier
     voxels of the binned box (below 1: a fraction of it). Under MPI (``comm``) each rank sums
     its share of the particles, chunk by chunk, and rank 0 adds the chunks in order, so the
     averages equal the single-process ones; they are returned on rank 0, None elsewhere.
@@ -85,48 +89,43 @@ def class_averages(
     comm = comm or Serial()
     if floor < 0:
         raise TomoclassError(f"floor must be >= 0, got {floor}")
-    names = _labels_of(particles, labels)
+    if isinstance(particles, Preprocessing):
+        prep = particles.unmasked()
+    else:
+        prep = Preprocessing(particles, binning=binning, order=order)
+    names = _labels_of(prep.particles, labels)
     classes = list(dict.fromkeys(names))
     index = {name: k for k, name in enumerate(classes)}
     codes = [index[name] for name in names]
-    box = box_size(particles)
-    if binning < 1 or box % binning:
-        raise TomoclassError(f"binning {binning} does not divide the box size {box}")
-    m = box // binning
+    m = prep.binned_box
     highest = np.inf if lowpass is None else frequency_radius(lowpass, m)
     band = band_mask((m, m, m), 0.0, highest)
     band[0, 0, 0] = 1.0  # an average keeps its mean
-    pre = _core.Preprocess(box, binning, np.ones((m, m, m), np.float32), order)
-    chunks = -(-len(particles) // CHUNK)
+    chunks = -(-len(prep) // prep.chunk)
     first, last = share(comm, comm.rank, chunks)
     mine = {}
-    stop = min(last * CHUNK, len(particles))
-    for a, volumes, rotations, shifts, wedges in iter_chunks(particles, first * CHUNK, stop, CHUNK):
-        mine[a] = pre.class_sums(
-            volumes,
-            np.ascontiguousarray(rotations, dtype=np.float64),
-            np.ascontiguousarray(shifts, dtype=np.float64),
-            [core_components(wedge, binning) for wedge in wedges],
-            codes[a : a + len(volumes)],
-            len(classes),
-        )
+    stop = min(last * prep.chunk, len(prep))
+    for chunk in prep.chunks(first * prep.chunk, stop):
+        a = chunk.start
+        mine[a] = prep.class_sums(chunk, codes[a : a + len(chunk.volumes)], len(classes))
         if progress is not None:
-            progress(len(volumes))
+            progress(len(chunk.volumes))
     gathered = comm.gather(mine, root=0)
     if comm.rank != 0:
         return None
     parts = {a: sums for part in gathered for a, sums in part.items()}
     fw = w = None
-    counts = np.zeros(len(classes), int)
+    counts, reach = np.zeros(len(classes), int), np.zeros(len(classes))
     for a in sorted(parts):  # the same order for any number of ranks
-        chunk = parts[a]
-        fw = chunk[0] if fw is None else fw + chunk[0]
-        w = chunk[1] if w is None else w + chunk[1]
-        counts += chunk[2]
+        chunk_fw, chunk_w, chunk_counts, chunk_reach = parts[a]
+        fw = chunk_fw if fw is None else fw + chunk_fw
+        w = chunk_w if w is None else w + chunk_w
+        counts += chunk_counts
+        reach += chunk_reach
     return [
         ClassAverage(
             label=name,
-            volume=_core.average_from_sums(fw[k], w[k], int(counts[k]), floor, band, m),
+            volume=_core.average_from_sums(fw[k], w[k], float(reach[k]), floor, band, m),
             wedge_sum=_full_centred(w[k].astype(np.float32), m),
             count=int(counts[k]),
         )

@@ -32,17 +32,7 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
-from tomoclass.features import (
-    MEMORY_BUDGET,
-    Particles,
-    ParticleStack,
-    box_size,
-    gathered_features,
-    masked_spectra,
-    prepare,
-    spectral_features,
-    take,
-)
+from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
 from tomoclass.fourier import band_mask
 from tomoclass.io.files import atomic_output, publish, reserved_npy, save_npy, save_npz
 from tomoclass.parallel import Serial, share
@@ -107,34 +97,12 @@ class Checkpoint:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def fingerprint(particles: Particles, mask: np.ndarray) -> str:
-    """A digest of everything a tile depends on besides the numeric parameters: the mask,
-    the particles' geometry and wedges, and their data (file names, sizes and times, or the
-    volumes themselves for a stack in memory)."""
-    digest = hashlib.sha256(np.ascontiguousarray(mask).tobytes())
-    if isinstance(particles, ParticleStack):
-        digest.update(np.ascontiguousarray(particles.volumes).tobytes())
-        geometry = (particles.rotations, particles.shifts, list(particles.wedges))
-    else:
-        for path in particles.paths():
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                raise TomoclassError(f"{path}: cannot read ({exc.strerror})") from None
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        geometry = (particles.rotation_matrices(), particles.shifts(), particles.wedges())
-    rotations, shifts, wedges = geometry
-    digest.update(np.ascontiguousarray(rotations, dtype=np.float64).tobytes())
-    digest.update(np.ascontiguousarray(shifts, dtype=np.float64).tobytes())
-    digest.update(repr(wedges).encode())
-    return digest.hexdigest()
-
-
-def _run_params(particles: Particles, mask: np.ndarray, band, binning: int, tile: int) -> dict:
+def _run_params(prep: Preprocessing, tile: int) -> dict:
     """What a checkpoint's tiles depend on, to refuse resuming a run with other inputs."""
-    return {"n": len(particles), "box": box_size(particles), "binning": binning, "tile": tile,
+    band = prep.band
+    return {"n": len(prep), "box": prep.box, "binning": prep.binning, "tile": tile,
             "lowest": band.lowest, "highest": band.highest,
-            "data": fingerprint(particles, mask)}  # fmt: skip
+            "data": prep.fingerprint()}  # fmt: skip
 
 
 def _valid_landmarks(landmarks: np.ndarray, n: int) -> bool:
@@ -143,29 +111,30 @@ def _valid_landmarks(landmarks: np.ndarray, n: int) -> bool:
                 and landmarks[-1] < n)  # fmt: skip
 
 
-def _fourier_tiles(particles, mask, band, binning, comm, progress, cache_dir, budget) -> Callable:
+def _fourier_tiles(prep: Preprocessing, comm, progress, cache_dir, budget) -> Callable:
     """Features of this rank's share, gathered on every rank; returns the tile computer."""
-    f, w = gathered_features(particles, mask, band, binning, comm, progress=progress,
-                             cache_dir=cache_dir, memory_budget=budget)  # fmt: skip
-    x, p = _core.ccc_factors(f, w, band.herm)
-    return lambda batch: _core.ccc_tiles(x, p, w, batch)
+    f, w = prep.gathered_features(comm, progress=progress, cache_dir=cache_dir,
+                                  memory_budget=budget)  # fmt: skip
+    factors = _core.ccc_factors(f, w, prep.band.herm)
+    return lambda batch: _core.ccc_tiles(*factors, batch)
 
 
-def _real_tiles(particles, mask, band, binning, progress) -> Callable:
-    """Masked spectra and wedges of all particles; returns the per-pair tile computer."""
-    spectra, wedges = masked_spectra(particles, mask, binning, progress=progress)
+def _real_tiles(prep: Preprocessing, progress) -> Callable:
+    """Masked spectra and weights of all particles; returns the per-pair tile computer."""
+    spectra, weights = prep.masked_spectra(progress=progress)
+    band = prep.band
     grid = band_mask((band.box,) * 3, band.lowest, band.highest)
 
     def compute(batch: list[Tile]) -> list[np.ndarray]:
-        return _core.real_ccc_tiles(spectra, wedges, grid, mask, batch)
+        return _core.real_ccc_tiles(spectra, weights, grid, prep.mask, batch)
 
     return compute
 
 
 def correlation_matrix(
-    particles: Particles,
-    mask: str | os.PathLike | np.ndarray,
-    lowpass: float,
+    particles: Particles | Preprocessing,
+    mask: str | os.PathLike | np.ndarray | None = None,
+    lowpass: float | None = None,
     binning: int = 1,
     mode: str = "fourier",
     *,
@@ -181,9 +150,11 @@ def correlation_matrix(
 ) -> np.ndarray | None:
     """The N×N constrained-correlation matrix (float32, symmetric, unit diagonal).
 
-    ``mask``: volume file or array, of the particle box or the binned box. ``lowpass`` and
-    ``lowest``: band radii in Fourier voxels of the binned box (below 1: fractions of it).
-    ``binning``: Fourier binning factor dividing the box. ``comm``: an mpi4py communicator
+    ``particles``: the particles, or a :class:`~tomoclass.features.Preprocessing` (then without
+    ``mask``, ``lowpass``, ``binning`` and ``lowest``, which it holds). ``mask``: volume file or
+    array, of the particle box or the binned box. ``lowpass`` and ``lowest``: band radii in
+    Fourier voxels of the binned box (below 1: fractions of it). ``binning``: Fourier binning
+    factor dividing the box. ``comm``: an mpi4py communicator
     (default: one process); the matrix is returned on rank 0 and None elsewhere.
     ``checkpoint``: folder for finished tiles; with ``resume`` those of an earlier run with
     the same parameters are reused. ``progress(stage, done, total)`` reports work done.
@@ -200,12 +171,12 @@ def correlation_matrix(
     n = len(particles)
     if n < 2:
         raise TomoclassError(f"a correlation matrix needs at least 2 particles, got {n}")
-    mask, band = prepare(particles, mask, binning, lowpass, lowest)
+    prep = as_preprocessing(particles, mask, lowpass, binning, lowest)
 
     tiles = tile_grid(n, tile)[comm.rank :: comm.size]
     store = None
     if checkpoint is not None:
-        params = _run_params(particles, mask, band, binning, tile) | {"mode": mode}
+        params = _run_params(prep, tile) | {"mode": mode}
         store = Checkpoint(Path(checkpoint), params, resume, comm)
     done = {t: b for t in tiles if store and (b := store.load(t)) is not None}
     todo = [t for t in tiles if t not in done]
@@ -233,11 +204,9 @@ def correlation_matrix(
     # rank has a tile left, and not at all when a resumed run is already complete.
     if any(comm.allgather(bool(todo))):
         compute = (
-            _fourier_tiles(
-                particles, mask, band, binning, comm, report_features, cache_dir, memory_budget
-            )
+            _fourier_tiles(prep, comm, report_features, cache_dir, memory_budget)
             if mode == "fourier"
-            else _real_tiles(particles, mask, band, binning, report_features)
+            else _real_tiles(prep, report_features)
         )
         batch_size = max(1, 2 * _core.thread_count())
         for k in range(0, len(todo), batch_size):
@@ -281,9 +250,9 @@ class LandmarkBlock:
 
 
 def landmark_block(
-    particles: Particles,
-    mask: str | os.PathLike | np.ndarray,
-    lowpass: float,
+    particles: Particles | Preprocessing,
+    mask: str | os.PathLike | np.ndarray | None,
+    lowpass: float | None,
     landmarks: np.ndarray,
     binning: int = 1,
     *,
@@ -306,7 +275,7 @@ def landmark_block(
     landmarks = np.asarray(landmarks, dtype=np.int64)
     if not _valid_landmarks(landmarks, n):
         raise TomoclassError(f"landmarks must be ≥ 2 sorted distinct indices below {n}")
-    mask, band = prepare(particles, mask, binning, lowpass, lowest)
+    prep = as_preprocessing(particles, mask, lowpass, binning, lowest)
     m = len(landmarks)
     if tile < 1:
         raise TomoclassError(f"tile must be >= 1, got {tile}")
@@ -314,24 +283,25 @@ def landmark_block(
     store = None
     if checkpoint is not None:
         chosen = hashlib.sha256(landmarks.tobytes()).hexdigest()
-        params = _run_params(particles, mask, band, binning, tile) | {
+        params = _run_params(prep, tile) | {
             "mode": "landmarks",
             "landmarks": chosen,
         }
         store = Checkpoint(Path(checkpoint), params, resume, comm)
     mine = tiles[comm.rank :: comm.size]
     done = {t: b for t in mine if store and (b := store.load(t)) is not None}
+    herm = prep.band.herm
     if len(done) < len(mine):
-        ref = spectral_features(take(particles, landmarks), mask, band, binning)
-        columns = (*_core.ccc_factors(ref.f, ref.w, band.herm), ref.w)
+        ref = prep.subset(landmarks).features()
+        columns = _core.ccc_factors(ref.f, ref.w, herm)
     finished = comm.allgather(len(done))
     count = sum(finished)
     for t in mine:
         if t in done:
             continue
-        rows = spectral_features(particles, mask, band, binning, start=t[0], stop=t[1])
-        x, p = _core.ccc_factors(rows.f, rows.w, band.herm)
-        (done[t],) = _core.ccc_tiles(x, p, rows.w, [(0, t[1] - t[0], 0, m)], cols=columns)
+        rows = prep.features(t[0], t[1])
+        factors = _core.ccc_factors(rows.f, rows.w, herm)
+        (done[t],) = _core.ccc_tiles(*factors, [(0, t[1] - t[0], 0, m)], cols=columns)
         if store:
             store.save(t, done[t])
         count += 1

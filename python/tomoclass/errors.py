@@ -1,4 +1,4 @@
-"""The one exception type that tomoclass raises for bad input."""
+"""The exception tomoclass raises for bad input, and the warning it gives for suspicious input."""
 
 from __future__ import annotations
 
@@ -7,4 +7,11 @@ class TomoclassError(Exception):
     """Bad input or a failed run: the message names the file or parameter at fault.
 
     The command line prints the message and exits with status 2, no traceback.
+    """
+
+
+class TomoclassWarning(UserWarning):
+    """Suspicious input that tomoclass goes on with (e.g. particles without a missing wedge).
+
+    The command line prints it as one line ``tomoclass: warning: …``.
     """

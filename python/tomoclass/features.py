@@ -1,10 +1,14 @@
-"""Spectral features of particles: each particle preprocessed once, in the Rust core.
+"""How every particle of a run is prepared, in one object: :class:`Preprocessing`.
 
-Pipeline (SPEC §3): read → bin → align → multiply by the real-space mask → rFFT → keep the
-band ``lowest ≤ |k| ≤ highest`` (DC excluded; Fourier voxels of the binned box) → multiply
-by the particle's own wedge ``W_i``. Particles are read and processed in chunks, so the
-volumes are never all in memory; features larger than a memory budget go to a memory-mapped
-cache file.
+A run's preprocessing is its particles, their sampling weights, the binning, the real-space
+mask and the band; ``ccc``, ``mco-*``, ``average`` and ``merge`` all take one
+:class:`Preprocessing`, which reads the particles (and their weight volumes) in chunks, so
+the volumes are never all in memory, and hands them to the Rust core.
+
+Spectral features (SPEC §3): read → bin → align → multiply by the real-space mask → rFFT →
+keep the band ``lowest ≤ |k| ≤ highest`` (DC excluded; Fourier voxels of the binned box)
+where the particle sampled (``W_i > 0``), with its weights ``W_i`` on the same voxels.
+Features larger than a memory budget go to a memory-mapped cache file.
 
 Particles come as a :class:`~tomoclass.particles.ParticleList` (volumes read from disk) or as
 a :class:`ParticleStack` held in memory.
@@ -12,7 +16,9 @@ a :class:`ParticleStack` held in memory.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from tomoclass import _core
-from tomoclass.errors import TomoclassError
+from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.fourier import frequency_radius
-from tomoclass.io import check_finite, read_volume
+from tomoclass.io import check_finite, read_volume, read_voxel_size
 from tomoclass.io.files import reserved_npy
 from tomoclass.parallel import Serial, allgather_rows, share
 from tomoclass.particles import ParticleList
-from tomoclass.wedge import Wedge, core_components
+from tomoclass.wedge import Samplings, TiltSeries, Wedge
 
 CHUNK = 128
 """Particles read and preprocessed at once."""
@@ -38,7 +44,8 @@ MEMORY_BUDGET = 2 * 2**30
 @dataclass
 class ParticleStack:
     """Particles in memory: float32 ``volumes`` ``(N, n, n, n)``, PyTom rotation matrices
-    ``(N, 3, 3)``, shifts ``(N, 3)`` in voxels ``(x, y, z)``, and one wedge per particle."""
+    ``(N, 3, 3)``, shifts ``(N, 3)`` in voxels ``(x, y, z)``, and how each was sampled
+    (a :data:`~tomoclass.wedge.Wedge`, or None for no information: full sampling)."""
 
     volumes: np.ndarray
     rotations: np.ndarray
@@ -108,6 +115,25 @@ def box_size(particles: Particles) -> int:
     return int(shape[0])
 
 
+def wedges_of(particles: Particles) -> list[Wedge | None]:
+    """How each particle was sampled (None where nothing says)."""
+    if isinstance(particles, ParticleStack):
+        return list(particles.wedges)
+    return particles.wedges()
+
+
+def warn_unsampled(particles: Particles, where: str = "the particles") -> None:
+    """One warning if particles carry no sampling information (they count as fully sampled)."""
+    missing = sum(w is None for w in wedges_of(particles))
+    if missing:
+        warnings.warn(
+            f"{where}: {missing} of {len(particles)} particles carry no missing-wedge or CTF "
+            "information and are treated as fully sampled",
+            TomoclassWarning,
+            stacklevel=3,
+        )
+
+
 def _read_chunk(paths: Sequence[Path], box: int) -> np.ndarray:
     stack = np.empty((len(paths), box, box, box), np.float32)
     for k, path in enumerate(paths):
@@ -121,178 +147,310 @@ def _read_chunk(paths: Sequence[Path], box: int) -> np.ndarray:
     return stack
 
 
-def iter_chunks(
-    particles: Particles, start: int = 0, stop: int | None = None, chunk: int = CHUNK
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, list]]:
-    """``(first index, volumes, rotation matrices, shifts, wedges)`` for particles
-    ``start..stop`` in chunks, reading files only when they are needed."""
-    stop = len(particles) if stop is None else stop
-    if isinstance(particles, ParticleStack):
-        for a in range(start, stop, chunk):
-            b = min(a + chunk, stop)
-            volumes = np.ascontiguousarray(particles.volumes[a:b], dtype=np.float32)
-            check_finite(volumes, f"particles {a}..{b - 1}")
-            rotations = np.asarray(particles.rotations[a:b], dtype=np.float64)
-            yield a, volumes, rotations, np.asarray(particles.shifts[a:b]), particles.wedges[a:b]
-        return
-    box = box_size(particles)
-    part = particles[start:stop]  # the geometry of these particles only
-    paths, rotations = part.paths(), part.rotation_matrices()
-    shifts, wedges = part.shifts(), part.wedges()
-    for a in range(start, stop, chunk):
-        b = min(a + chunk, stop)
-        k = slice(a - start, b - start)
-        yield a, _read_chunk(paths[k], box), rotations[k], shifts[k], wedges[k]
+@dataclass
+class Chunk:
+    """Consecutive particles from ``start``, ready for the core: volumes, rotation matrices,
+    shifts (float64, contiguous) and the core's samplings."""
 
+    start: int
+    volumes: np.ndarray
+    rotations: np.ndarray
+    shifts: np.ndarray
+    samplings: list
 
-def _preprocess(particles: Particles, mask: np.ndarray, binning: int, order: int):
-    try:
-        return _core.Preprocess(box_size(particles), int(binning), mask, int(order))
-    except ValueError as exc:
-        raise TomoclassError(str(exc)) from None
-
-
-def _geometry(rotations: np.ndarray, shifts: np.ndarray, wedges: list, binning: int) -> tuple:
-    return (
-        np.ascontiguousarray(rotations, dtype=np.float64),
-        np.ascontiguousarray(shifts, dtype=np.float64),
-        [core_components(w, binning) for w in wedges],
-    )
+    def geometry(self) -> tuple:
+        """``(rotations, shifts, samplings)`` as the core's functions take them."""
+        return self.rotations, self.shifts, self.samplings
 
 
 @dataclass
 class Features:
-    """Spectral features: ``f`` ``(N, 2M)`` = ``W_i·F_i`` on the band as ``[Re | Im]``,
-    ``w`` ``(N, M)`` the wedges on the band, and the band itself."""
+    """Spectral features: ``f`` ``(N, 2M)`` = ``F_i`` on the band where ``W_i > 0`` as
+    ``[Re | Im]``, ``w`` ``(N, M)`` the weights on the band, and the band itself."""
 
     f: np.ndarray
     w: np.ndarray
     band: Band
 
 
-def spectral_features(
-    particles: Particles,
-    mask: np.ndarray,
-    band: Band,
-    binning: int = 1,
-    *,
-    start: int = 0,
-    stop: int | None = None,
-    order: int = 3,
-    progress=None,
-    out: tuple[np.ndarray, np.ndarray] | None = None,
-) -> Features:
-    """Features of particles ``start..stop`` (default: all) for the binned ``mask`` and ``band``.
+class Preprocessing:
+    """The preprocessing of a run: particles, their sampling weights, binning, mask and band.
 
-    ``out``: arrays ``(f, w)`` of ``stop − start`` rows to fill (e.g. rows of a memory-mapped
-    file) instead of new ones in memory. ``progress`` is called with the number of particles
-    done after each chunk.
+    ``mask``: a volume file or array of the particle box or the binned box (None: no mask,
+    as for averages). ``band``: the feature band (None when only averages are made).
+    ``binning``: Fourier binning factor dividing the box; ``order``: interpolation (1 or 3);
+    ``chunk``: particles read at once. Weight volumes are read when their particles are.
+    Tilt series without a pixel size take it from the first particle file's header.
     """
-    stop = len(particles) if stop is None else stop
-    m = len(band.flat)
-    if out is None:
-        f, w = np.empty((stop - start, 2 * m), np.float32), np.empty((stop - start, m), np.float32)
-    else:
-        f, w = out
-        if f.shape != (stop - start, 2 * m) or w.shape != (stop - start, m):
-            raise ValueError(f"out arrays {f.shape}, {w.shape} do not fit {stop - start} rows")
-    pre = _preprocess(particles, mask, binning, order)
-    for a, volumes, rotations, shifts, wedges in iter_chunks(particles, start, stop):
-        geometry = _geometry(rotations, shifts, wedges, binning)
-        cf, cw = pre.features(volumes, *geometry, (band.lowest, band.highest))
-        f[a - start : a - start + len(cf)] = cf
-        w[a - start : a - start + len(cw)] = cw
-        if progress is not None:
-            progress(len(cf))
-    return Features(f, w, band)
+
+    def __init__(
+        self,
+        particles: Particles,
+        mask: str | os.PathLike | np.ndarray | None = None,
+        band: Band | None = None,
+        binning: int = 1,
+        *,
+        order: int = 3,
+        chunk: int = CHUNK,
+    ) -> None:
+        from tomoclass.mask import load_mask  # mask imports this module's neighbours
+
+        self.particles = particles
+        self.box = box_size(particles)
+        if binning < 1 or self.box % binning:
+            raise TomoclassError(f"binning {binning} does not divide the box size {self.box}")
+        self.binning, self.order, self.chunk = binning, order, chunk
+        m = self.box // binning
+        self.mask = (
+            np.ones((m, m, m), np.float32) if mask is None else load_mask(mask, self.box, binning)
+        )
+        self.band = band
+        warn_unsampled(particles)
+        directory = particles.directory if isinstance(particles, ParticleList) else None
+        self.samplings = Samplings(self.box, binning, directory, self._pixel_size())
+        try:
+            self.core = _core.Preprocess(self.box, binning, self.mask, order)
+        except ValueError as exc:
+            raise TomoclassError(str(exc)) from None
+
+    @classmethod
+    def for_band(
+        cls,
+        particles: Particles,
+        mask: str | os.PathLike | np.ndarray,
+        lowpass: float,
+        binning: int = 1,
+        lowest: float = 0.0,
+        **options,
+    ) -> Preprocessing:
+        """The preprocessing of a correlation run: ``mask`` and the band ``lowest..lowpass``
+        (Fourier voxels of the binned box; below 1: fractions of it)."""
+        box = box_size(particles)
+        if binning < 1 or box % binning:
+            raise TomoclassError(f"binning {binning} does not divide the box size {box}")
+        return cls(particles, mask, make_band(box // binning, lowpass, lowest), binning, **options)
+
+    def unmasked(self) -> Preprocessing:
+        """The same particles, sampling and binning without mask or band, for averages."""
+        mask = np.ones_like(self.mask)
+        core = _core.Preprocess(self.box, self.binning, mask, self.order)
+        return self._copy(mask=mask, band=None, core=core)
+
+    def _copy(self, **changes) -> Preprocessing:
+        other = object.__new__(Preprocessing)
+        other.__dict__.update(self.__dict__, **changes)
+        return other
+
+    def _pixel_size(self) -> float | None:
+        """Å per voxel from the first particle file, if any tilt series needs it."""
+        needs = any(
+            isinstance(w, TiltSeries) and w.needs_pixel_size and w.pixel_size is None
+            for w in wedges_of(self.particles)
+        )
+        if not needs or not isinstance(self.particles, ParticleList):
+            return None
+        return read_voxel_size(self.particles.paths()[0])
+
+    @property
+    def binned_box(self) -> int:
+        """The box size after binning."""
+        return self.box // self.binning
+
+    def __len__(self) -> int:
+        return len(self.particles)
+
+    def subset(self, index: Sequence[int]) -> Preprocessing:
+        """The same preprocessing of the particles at ``index`` (e.g. Nyström landmarks)."""
+        return self._copy(particles=take(self.particles, index))
+
+    def chunks(self, start: int = 0, stop: int | None = None) -> Iterator[Chunk]:
+        """Particles ``start..stop`` in chunks, reading files only when they are needed."""
+        stop = len(self.particles) if stop is None else stop
+        window = slice(start, stop)  # the geometry of these particles only
+        part = self.particles
+        if isinstance(part, ParticleStack):
+            rotations, shifts = np.asarray(part.rotations)[window], np.asarray(part.shifts)[window]
+            wedges, paths = list(part.wedges[window]), None
+        else:
+            part = part[window]
+            rotations, shifts, paths = part.rotation_matrices(), part.shifts(), part.paths()
+            wedges = part.wedges()
+        for a in range(0, stop - start, self.chunk):
+            b = min(a + self.chunk, stop - start)
+            if paths is None:
+                volumes = np.ascontiguousarray(part.volumes[start + a : start + b], np.float32)
+                check_finite(volumes, f"particles {start + a}..{start + b - 1}")
+            else:
+                volumes = _read_chunk(paths[a:b], self.box)
+            yield Chunk(
+                start + a,
+                volumes,
+                np.ascontiguousarray(rotations[a:b], dtype=np.float64),
+                np.ascontiguousarray(shifts[a:b], dtype=np.float64),
+                [self._sampling(start + i, wedges[i]) for i in range(a, b)],
+            )
+
+    def _sampling(self, index: int, wedge: Wedge | None):
+        try:
+            return self.samplings.core(wedge)
+        except TomoclassError as exc:
+            raise TomoclassError(f"particle {index}: {exc}") from None
+
+    def features(
+        self,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        out: tuple[np.ndarray, np.ndarray] | None = None,
+        progress=None,
+    ) -> Features:
+        """Features of particles ``start..stop`` (default: all) on the band.
+
+        ``out``: arrays ``(f, w)`` of ``stop − start`` rows to fill (e.g. rows of a
+        memory-mapped file) instead of new ones in memory. ``progress`` is called with the
+        number of particles done after each chunk.
+        """
+        band = self._band()
+        stop = len(self.particles) if stop is None else stop
+        m = len(band.flat)
+        if out is None:
+            f = np.empty((stop - start, 2 * m), np.float32)
+            w = np.empty((stop - start, m), np.float32)
+        else:
+            f, w = out
+            if f.shape != (stop - start, 2 * m) or w.shape != (stop - start, m):
+                raise ValueError(f"out arrays {f.shape}, {w.shape} do not fit {stop - start} rows")
+        for chunk in self.chunks(start, stop):
+            cf, cw = self._core_call(
+                self.core.features, chunk.volumes, *chunk.geometry(), (band.lowest, band.highest)
+            )
+            rows = slice(chunk.start - start, chunk.start - start + len(cf))
+            f[rows], w[rows] = cf, cw
+            if progress is not None:
+                progress(len(cf))
+        return Features(f, w, band)
+
+    def gathered_features(
+        self,
+        comm=None,
+        *,
+        progress=None,
+        cache_dir: str | os.PathLike | None = None,
+        memory_budget: float = float("inf"),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Features ``(f, w)`` of all particles; under MPI each rank computes its share and
+        every rank receives all of them, in particle order.
+
+        Features larger than ``memory_budget`` bytes go to ``cache_dir`` (a folder all ranks
+        see, e.g. beside the output): each rank fills its rows of one shared file, and all
+        get it memory-mapped read-only, so no rank holds them in memory and a node's page
+        cache serves all its ranks.
+        """
+        comm = comm or Serial()
+        n, m = len(self.particles), len(self._band().flat)
+        start, stop = share(comm, comm.rank, n)
+        if cache_dir is None or feature_bytes(n, self._band()) <= memory_budget:
+            feats = self.features(start, stop, progress=progress)
+            return allgather_rows(comm, feats.f), allgather_rows(comm, feats.w)
+        paths = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
+        if comm.rank == 0:
+            try:
+                Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TomoclassError(f"{cache_dir}: cannot write ({exc.strerror})") from None
+            for path, width in zip(paths, (2 * m, m), strict=True):
+                reserved_npy(path, (n, width)).flush()
+        comm.allgather(None)  # the files exist before any rank opens them
+        f, w = (np.load(path, mmap_mode="r+") for path in paths)
+        self.features(start, stop, out=(f[start:stop], w[start:stop]), progress=progress)
+        f.flush()
+        w.flush()
+        del f, w
+        comm.allgather(None)  # every rank's rows are written
+        return tuple(np.load(path, mmap_mode="r") for path in paths)
+
+    def masked_spectra(self, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """Full half-grid spectra ``rFFT(mask·align(bin(v)))`` ``(N, m, m, m//2+1)`` and the
+        particles' weights on the same grid, for the real-space (PyTom) correlation."""
+        m = self.binned_box
+        spectra = np.empty((len(self.particles), m, m, m // 2 + 1), np.complex64)
+        weights = np.empty((len(self.particles), m, m, m // 2 + 1), np.float32)
+        for chunk in self.chunks():
+            b = chunk.start + len(chunk.volumes)
+            spectra[chunk.start : b] = self._core_call(
+                self.core.spectra, chunk.volumes, *chunk.geometry()
+            )
+            weights[chunk.start : b] = self._core_call(
+                _core.weight_stack, m, chunk.samplings, chunk.rotations
+            )
+            if progress is not None:
+                progress(b - chunk.start)
+        return spectra, weights
+
+    def class_sums(self, chunk: Chunk, codes: Sequence[int], classes: int) -> tuple:
+        """Per-class sums ``(Σ W·F, Σ W², counts, reach)`` of one chunk (unmasked when the
+        preprocessing has no mask; see :mod:`tomoclass.average`)."""
+        return self._core_call(
+            self.core.class_sums, chunk.volumes, *chunk.geometry(), list(codes), classes
+        )
+
+    def fingerprint(self) -> str:
+        """A digest of everything a result depends on besides the numeric parameters: the
+        mask, the particles' geometry and sampling, and their data (file names, sizes and
+        times, or the volumes themselves for a stack in memory)."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.mask).tobytes())
+        particles = self.particles
+        if isinstance(particles, ParticleStack):
+            digest.update(np.ascontiguousarray(particles.volumes).tobytes())
+            rotations, shifts = particles.rotations, particles.shifts
+        else:
+            for path in particles.paths():
+                try:
+                    stat = path.stat()
+                except OSError as exc:
+                    raise TomoclassError(f"{path}: cannot read ({exc.strerror})") from None
+                digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+            rotations, shifts = particles.rotation_matrices(), particles.shifts()
+        digest.update(np.ascontiguousarray(rotations, dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(shifts, dtype=np.float64).tobytes())
+        digest.update(repr(wedges_of(particles)).encode())
+        return digest.hexdigest()
+
+    def _band(self) -> Band:
+        if self.band is None:
+            raise ValueError("this preprocessing has no band (it was made for averages)")
+        return self.band
+
+    @staticmethod
+    def _core_call(function, *args):
+        """Call the core; its errors (a weight volume of another box, say) name no file."""
+        try:
+            return function(*args)
+        except ValueError as exc:
+            raise TomoclassError(str(exc)) from None
 
 
-def masked_spectra(
-    particles: Particles,
-    mask: np.ndarray,
+def as_preprocessing(
+    particles: Particles | Preprocessing,
+    mask: str | os.PathLike | np.ndarray | None,
+    lowpass: float | None,
     binning: int = 1,
-    *,
-    order: int = 3,
-    progress=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Full half-grid spectra ``rFFT(mask·align(bin(v)))`` ``(N, m, m, m//2+1)`` and the
-    particles' wedges on the same grid, for the real-space (PyTom) correlation."""
-    box = box_size(particles)
-    m = box // binning
-    spectra = np.empty((len(particles), m, m, m // 2 + 1), np.complex64)
-    wedges = np.empty((len(particles), m, m, m // 2 + 1), np.float32)
-    pre = _preprocess(particles, mask, binning, order)
-    for a, volumes, rotations, shifts, chunk_wedges in iter_chunks(particles):
-        b = a + len(volumes)
-        geometry = _geometry(rotations, shifts, chunk_wedges, binning)
-        spectra[a:b] = pre.spectra(volumes, *geometry)
-        wedges[a:b] = _core.wedge_stack(m, geometry[2], geometry[0])
-        if progress is not None:
-            progress(b - a)
-    return spectra, wedges
-
-
-def prepare(
-    particles: Particles,
-    mask: str | os.PathLike | np.ndarray,
-    binning: int,
-    highest: float,
     lowest: float = 0.0,
-) -> tuple[np.ndarray, Band]:
-    """Check the box and binning, then the binned mask and the band of a run."""
-    from tomoclass.mask import load_mask  # mask imports this module's neighbours
-
-    box = box_size(particles)
-    if binning < 1 or box % binning:
-        raise TomoclassError(f"binning {binning} does not divide the box size {box}")
-    return load_mask(mask, box, binning), make_band(box // binning, highest, lowest)
+) -> Preprocessing:
+    """``particles`` if it is a :class:`Preprocessing` (then ``mask`` and ``lowpass`` must be
+    None), else the preprocessing of ``particles`` with ``mask`` and the band up to
+    ``lowpass``."""
+    if isinstance(particles, Preprocessing):
+        if mask is not None or lowpass is not None:
+            raise TomoclassError(
+                "give a Preprocessing or particles with mask and lowpass, not both"
+            )
+        return particles
+    if mask is None or lowpass is None:
+        raise TomoclassError("particles need a mask and a lowpass")
+    return Preprocessing.for_band(particles, mask, lowpass, binning, lowest)
 
 
 def feature_bytes(n: int, band: Band) -> int:
     """Bytes of the features of ``n`` particles on ``band`` (F as Re, Im and W; float32)."""
     return n * 3 * len(band.flat) * 4
-
-
-def gathered_features(
-    particles: Particles,
-    mask: np.ndarray,
-    band: Band,
-    binning: int,
-    comm=None,
-    *,
-    progress=None,
-    cache_dir: str | os.PathLike | None = None,
-    memory_budget: float = float("inf"),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``(f, w)`` of all particles; under MPI each rank computes its share and every
-    rank receives all of them, in particle order.
-
-    Features larger than ``memory_budget`` bytes go to ``cache_dir`` (a folder all ranks
-    see, e.g. beside the output): each rank fills its rows of one shared file, and all get
-    it memory-mapped read-only, so no rank holds them in memory and a node's page cache
-    serves all its ranks.
-    """
-    comm = comm or Serial()
-    start, stop = share(comm, comm.rank, len(particles))
-    if cache_dir is None or feature_bytes(len(particles), band) <= memory_budget:
-        feats = spectral_features(particles, mask, band, binning, start=start, stop=stop,
-                                  progress=progress)  # fmt: skip
-        return allgather_rows(comm, feats.f), allgather_rows(comm, feats.w)
-    m, n = len(band.flat), len(particles)
-    paths = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
-    if comm.rank == 0:
-        try:
-            Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TomoclassError(f"{cache_dir}: cannot write ({exc.strerror})") from None
-        for path, width in zip(paths, (2 * m, m), strict=True):
-            reserved_npy(path, (n, width)).flush()
-    comm.allgather(None)  # the files exist before any rank opens them
-    f, w = (np.load(path, mmap_mode="r+") for path in paths)
-    spectral_features(particles, mask, band, binning, start=start, stop=stop,
-                      progress=progress, out=(f[start:stop], w[start:stop]))  # fmt: skip
-    f.flush()
-    w.flush()
-    del f, w
-    comm.allgather(None)  # every rank's rows are written
-    return tuple(np.load(path, mmap_mode="r") for path in paths)

@@ -1,10 +1,10 @@
 """Multiple correlation optimisation, MCO-EXMX (Hrabe et al. 2012), over spectral features.
 
 Each iteration forms the class averages in feature space from the current assignment
-(wedge-weighted, PyTom's floor), scores every particle against every average inside the
-particle's own wedge (constrained correlation, SPEC §3), and moves each particle to its best
-class. It stops when the fraction of particles that changed class is at most
-``end_threshold``, or after ``iterations``. A class that empties is re-seeded with the
+(weighted by the particles' sampling weights, PyTom's floor), scores every particle
+against every average seen through the particle's own weight (constrained correlation,
+SPEC §3), and moves each particle to its best class. It stops when the fraction of
+particles that changed class is at most ``end_threshold``, or after ``iterations``. A class that empties is re-seeded with the
 worse-fitting half of the largest class, unless ``allow_collapse``. The start is the list's
 classes, or (when it has at most one) a random assignment from the counter-based stream
 ``(seed, round 0, particle)``, so results depend on the seed only.
@@ -23,8 +23,8 @@ from tomoclass.features import (
     MEMORY_BUDGET,
     Particles,
     ParticleStack,
-    gathered_features,
-    prepare,
+    Preprocessing,
+    as_preprocessing,
 )
 from tomoclass.parallel import Serial, allgather_rows, share
 
@@ -142,12 +142,12 @@ def refine_particle_shifts(particles: Particles, found: np.ndarray, binning: int
     return current + np.einsum("nij,nj->ni", rotations, found * binning)
 
 
-def _with_shifts(result: MCOResult, particles, f, w, herm, nclass, shift, binning, comm):
+def _with_shifts(result: MCOResult, prep: Preprocessing, f, w, herm, nclass, shift, comm):
     """``result`` with the refined particle shifts of its final labels."""
     if shift is None:
         raise TomoclassError("updating shifts needs a shift search: give max_shift > 0")
     found = best_shifts(f, w, herm, result.labels, nclass, shift, comm)
-    result.shifts = refine_particle_shifts(particles, found, binning)
+    result.shifts = refine_particle_shifts(prep.particles, found, prep.binning)
     return result
 
 
@@ -194,10 +194,10 @@ def exmx_iterations(
 
 
 def mco_exmx(
-    particles: Particles,
-    mask: str | os.PathLike | np.ndarray,
+    particles: Particles | Preprocessing,
+    mask: str | os.PathLike | np.ndarray | None,
     nclass: int,
-    highest: float = 0.25,
+    highest: float | None = 0.25,
     binning: int = 1,
     *,
     lowest: float = 0.0,
@@ -215,6 +215,8 @@ def mco_exmx(
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
+    ``particles``: the particles, or a :class:`~tomoclass.features.Preprocessing` (then
+    ``mask`` and ``highest`` are None and ``binning`` and ``lowest`` are its own).
     ``highest``/``lowest``: band radii in Fourier voxels of the binned box (below 1:
     fractions of it); ``end_threshold``: stop when at most this fraction changed class;
     ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
@@ -228,32 +230,29 @@ def mco_exmx(
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
-    f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
-                                      max_shift, cache_dir, memory_budget)  # fmt: skip
-    labels = start_labels(particles, nclass, seed)
+    prep = as_preprocessing(particles, mask, highest, binning, lowest)
+    f, w, herm, shift = _features_for(prep, nclass, comm, max_shift, cache_dir, memory_budget)
+    labels = start_labels(prep.particles, nclass, seed)
     result = exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
                              allow_collapse, on_iteration=on_iteration, comm=comm,
                              resume=resume, shift=shift)  # fmt: skip
     if update_shifts:
-        result = _with_shifts(result, particles, f, w, herm, nclass, shift, binning, comm)
+        result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
     return result
 
 
-def _features_for(particles, mask, nclass, highest, binning, lowest, comm, max_shift, cache_dir,
-                  memory_budget):  # fmt: skip
+def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memory_budget):
     """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
     each rank computes its share and all ranks receive all; memory-mapped from ``cache_dir``
     beyond ``memory_budget`` bytes)."""
-    comm = comm or Serial()
-    n = len(particles)
+    n = len(prep)
     if not 2 <= nclass <= n:
         raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
     if max_shift < 0:
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
-    mask, band = prepare(particles, mask, binning, highest, lowest)
-    f, w = gathered_features(particles, mask, band, binning, comm, cache_dir=cache_dir,
-                             memory_budget=memory_budget)  # fmt: skip
-    shift = ShiftSearch(max_shift / binning, band.flat, band.box) if max_shift > 0 else None
+    f, w = prep.gathered_features(comm, cache_dir=cache_dir, memory_budget=memory_budget)
+    band = prep.band
+    shift = ShiftSearch(max_shift / prep.binning, band.flat, band.box) if max_shift > 0 else None
     return f, w, band.herm, shift
 
 
@@ -343,12 +342,12 @@ def ac_rounds(
 
 
 def mco_ac(
-    particles: Particles,
-    mask: str | os.PathLike | np.ndarray,
+    particles: Particles | Preprocessing,
+    mask: str | os.PathLike | np.ndarray | None,
     nclass: int,
     start_temperature: float,
     step: float,
-    highest: float = 0.25,
+    highest: float | None = 0.25,
     binning: int = 1,
     *,
     lowest: float = 0.0,
@@ -365,12 +364,12 @@ def mco_ac(
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
     ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
     ``end_threshold``, ``allow_collapse``); the other parameters as :func:`mco_exmx`."""
-    f, w, herm, shift = _features_for(particles, mask, nclass, highest, binning, lowest, comm,
-                                      max_shift, cache_dir, memory_budget)  # fmt: skip
-    labels = start_labels(particles, nclass, seed)
+    prep = as_preprocessing(particles, mask, highest, binning, lowest)
+    f, w, herm, shift = _features_for(prep, nclass, comm, max_shift, cache_dir, memory_budget)
+    labels = start_labels(prep.particles, nclass, seed)
     result, swaps = ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
                               on_round=on_round, comm=comm, resume=resume, shift=shift,
                               **options)  # fmt: skip
     if update_shifts:
-        result = _with_shifts(result, particles, f, w, herm, nclass, shift, binning, comm)
+        result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
     return result, swaps

@@ -20,6 +20,7 @@ from tomoclass.average import ClassAverage
 from tomoclass.ccc import correlation_matrix
 from tomoclass.errors import TomoclassError
 from tomoclass.features import ParticleStack
+from tomoclass.wedge import NO_WEDGE
 
 
 @dataclass
@@ -40,7 +41,8 @@ def average_correlation(
         raise TomoclassError(f"merging needs at least 2 classes, the list has {len(averages)}")
     volumes = np.stack([a.volume for a in averages])
     k = len(averages)
-    stack = ParticleStack(volumes, np.repeat(np.eye(3)[None], k, 0), np.zeros((k, 3)), [None] * k)
+    identity = np.repeat(np.eye(3)[None], k, 0)
+    stack = ParticleStack(volumes, identity, np.zeros((k, 3)), [NO_WEDGE] * k)
     return correlation_matrix(stack, mask, lowpass).astype(np.float64)
 
 

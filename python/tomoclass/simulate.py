@@ -34,7 +34,7 @@ from tomoclass.io import write_particle_list, write_volume
 from tomoclass.mask import spherical_mask
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.transform import forward
-from tomoclass.wedge import SingleTiltWedge, weights
+from tomoclass.wedge import SingleTiltWedge, tilt_range_wedge, weights
 
 DEFAULT_TILT_RANGES: tuple[tuple[float, float], ...] = ((-60, 60), (-50, 60), (-60, 45), (-45, 45))
 """Tilt ranges (degrees) of the simulated tomograms; particles are spread over them in turn."""
@@ -133,11 +133,6 @@ class Simulation:
         rotations = np.stack([r.matrix() for r in self.rotations])
         wedges = [self.wedges[t] for t in self.tomograms]
         return ParticleStack(self.volumes, rotations, self.shifts, wedges)
-
-
-def tilt_range_wedge(lo: float, hi: float) -> SingleTiltWedge:
-    """The wedge of a tilt series from ``lo`` to ``hi`` degrees about y."""
-    return SingleTiltWedge(angle1=90.0 - hi, angle2=90.0 + lo)
 
 
 def _gaussian(grid: tuple[np.ndarray, ...], centre, sigma) -> np.ndarray:

@@ -1,6 +1,8 @@
 //! Thin PyO3 bindings of `tomoclass-core`: type conversion and GIL release only.
 //! Core errors become `ValueError`; the Python layer adds file or parameter names.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayViewMut4};
 use numpy::{
     Complex32, Complex64, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4,
@@ -18,7 +20,7 @@ use tomoclass_core::fourier::{self, Binning};
 use tomoclass_core::interp::{self, Affine, Interpolation};
 use tomoclass_core::mco;
 use tomoclass_core::rotation::{self, Mat3};
-use tomoclass_core::wedge::{self, TiltWedge};
+use tomoclass_core::wedge::{self, Optics, Sampling, Tilt, TiltSeries, TiltWedge, WeightGrid};
 
 fn err(e: Error) -> PyErr {
     PyValueError::new_err(e.0)
@@ -162,32 +164,121 @@ fn bin_stack<'py>(
 /// One single-tilt component: `(angle1, angle2, cutoff, smooth, tilt_axis_matrix)`.
 type WedgeTuple = (f64, f64, f64, f64, Mat3);
 
-fn tilt_wedges(components: &[WedgeTuple]) -> Vec<TiltWedge> {
-    components
-        .iter()
-        .map(|&(angle1, angle2, cutoff, smooth, tilt_axis)| TiltWedge {
-            angle1,
-            angle2,
-            cutoff,
-            smooth,
-            tilt_axis,
-        })
-        .collect()
+/// How a particle was sampled (`tomoclass-core`'s `Sampling`): built once from Python, checked,
+/// and shared by every particle that was sampled the same way.
+#[pyclass(name = "Sampling", frozen)]
+struct PySampling(Arc<Sampling>);
+
+impl PySampling {
+    fn checked(sampling: Sampling) -> PyResult<Self> {
+        sampling.validate().map_err(err)?;
+        Ok(Self(Arc::new(sampling)))
+    }
 }
 
-/// Wedge weights of many particles, `(N, n, n, n // 2 + 1)`: particle `i`'s wedge is the
-/// product of the components `wedges[i]` seen through `rotations[i]`; threaded.
+#[pymethods]
+impl PySampling {
+    /// The product of single-tilt wedges, each `(angle1, angle2, cutoff, smooth, tilt axis
+    /// matrix)` (degrees, Fourier voxels); none: full sampling.
+    #[staticmethod]
+    fn wedges(components: Vec<WedgeTuple>) -> PyResult<Self> {
+        let wedges = components
+            .into_iter()
+            .map(|(angle1, angle2, cutoff, smooth, tilt_axis)| TiltWedge {
+                angle1,
+                angle2,
+                cutoff,
+                smooth,
+                tilt_axis,
+            })
+            .collect();
+        Self::checked(Sampling::Wedges(wedges))
+    }
+
+    /// A tilt series: per tilt the unit normal `(x, y, z)` of its central plane, exposure
+    /// (e/Å²), defocus (Å, or NaN for no CTF), amplitude scale and B-factor (Å²); optics
+    /// `(kV, Cs mm, amplitude contrast)`; Å per voxel and the box size of the particles.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    fn tilt_series(
+        normals: PyReadonlyArray2<'_, f64>,
+        exposure: Vec<f64>,
+        defocus: Vec<f64>,
+        scale: Vec<f64>,
+        bfactor: Vec<f64>,
+        optics: (f64, f64, f64),
+        pixel_size: f64,
+        box_size: usize,
+    ) -> PyResult<Self> {
+        let normals = normals.as_array();
+        let count = normals.nrows();
+        if normals.ncols() != 3
+            || [exposure.len(), defocus.len(), scale.len(), bfactor.len()] != [count; 4]
+        {
+            return Err(PyValueError::new_err(format!(
+                "tilt series: normals {:?} and per-tilt values of lengths {}, {}, {}, {} do not match",
+                normals.shape(),
+                exposure.len(),
+                defocus.len(),
+                scale.len(),
+                bfactor.len()
+            )));
+        }
+        let tilts = (0..count)
+            .map(|i| Tilt {
+                normal: [normals[[i, 0]], normals[[i, 1]], normals[[i, 2]]],
+                exposure: exposure[i],
+                defocus: (!defocus[i].is_nan()).then_some(defocus[i]),
+                scale: scale[i],
+                bfactor: bfactor[i],
+            })
+            .collect();
+        let (voltage, cs, amplitude_contrast) = optics;
+        Self::checked(Sampling::Tilts(TiltSeries {
+            tilts,
+            optics: Optics {
+                voltage,
+                cs,
+                amplitude_contrast,
+            },
+            pixel_size,
+            box_size,
+        }))
+    }
+
+    /// A weight volume on the half grid `(n, n, n // 2 + 1)` of the particle box (DC at 0),
+    /// with an optional filter of the particle's own spectrum on the same grid.
+    #[staticmethod]
+    #[pyo3(signature = (weight, data_filter=None))]
+    fn grid(
+        weight: PyReadonlyArray3<'_, f32>,
+        data_filter: Option<PyReadonlyArray3<'_, f32>>,
+    ) -> PyResult<Self> {
+        let weight = weight.as_array().to_owned();
+        let filter = data_filter.map(|g| g.as_array().to_owned());
+        let grid = WeightGrid::new(weight, filter).map_err(err)?;
+        Ok(Self(Arc::new(Sampling::Grid(grid))))
+    }
+}
+
+fn shared(samplings: &[PyRef<'_, PySampling>]) -> Vec<Arc<Sampling>> {
+    samplings.iter().map(|s| s.0.clone()).collect()
+}
+
+/// Weights of many particles, `(N, n, n, n // 2 + 1)`: particle `i`'s sampling seen through
+/// `rotations[i]`; threaded.
 #[pyfunction]
-fn wedge_stack<'py>(
+fn weight_stack<'py>(
     py: Python<'py>,
     n: usize,
-    wedges: Vec<Vec<WedgeTuple>>,
+    samplings: Vec<PyRef<'py, PySampling>>,
     rotations: PyReadonlyArray3<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
-    let comps: Vec<Vec<TiltWedge>> = wedges.iter().map(|w| tilt_wedges(w)).collect();
+    let samplings = shared(&samplings);
+    let refs: Vec<&Sampling> = samplings.iter().map(|s| s.as_ref()).collect();
     let rots = mat3_list(&rotations)?;
-    fill_new_stack(py, [comps.len(), n, n, n / 2 + 1], |o| {
-        wedge::wedge_stack(n, &comps, &rots, o)
+    fill_new_stack(py, [refs.len(), n, n, n / 2 + 1], |o| {
+        wedge::weight_stack(n, &refs, &rots, o)
     })
 }
 
@@ -199,30 +290,30 @@ type FactorArrays<'py> = (
     PyReadonlyArray2<'py, f32>,
 );
 
-/// Particle geometries from rotation matrices `(N, 3, 3)`, shifts `(N, 3)` and wedges.
+/// Particle geometries from rotation matrices `(N, 3, 3)`, shifts `(N, 3)` and samplings.
 fn geometries(
     rotations: &PyReadonlyArray3<f64>,
     shifts: &PyReadonlyArray2<f64>,
-    wedges: &[Vec<WedgeTuple>],
+    samplings: &[PyRef<'_, PySampling>],
 ) -> PyResult<Vec<Geometry>> {
     let rots = mat3_list(rotations)?;
     let shifts = shifts.as_array();
-    if shifts.shape() != [rots.len(), 3] || wedges.len() != rots.len() {
+    if shifts.shape() != [rots.len(), 3] || samplings.len() != rots.len() {
         return Err(PyValueError::new_err(format!(
-            "{} rotations, shifts of shape {:?} and {} wedges do not match",
+            "{} rotations, shifts of shape {:?} and {} samplings do not match",
             rots.len(),
             shifts.shape(),
-            wedges.len()
+            samplings.len()
         )));
     }
     Ok(rots
         .into_iter()
         .zip(shifts.outer_iter())
-        .zip(wedges)
-        .map(|((rotation, s), w)| Geometry {
+        .zip(shared(samplings))
+        .map(|((rotation, s), sampling)| Geometry {
             rotation,
             shift: [s[0], s[1], s[2]],
-            wedge: tilt_wedges(w),
+            sampling,
         })
         .collect())
 }
@@ -265,20 +356,20 @@ impl PyPreprocess {
         Ok(Self(pre.map_err(err)?))
     }
 
-    /// Spectral features of a stack `(N, n, n, n)`: `(F, W)` with
-    /// `F = W_i·rFFT(mask·align(bin(v)))` on the band `(lowest, highest)` as `[Re | Im]` rows
-    /// `(N, 2M)`, and the wedges `W` `(N, M)`. Threaded over particles.
+    /// Spectral features of a stack `(N, n, n, n)`: `(F, W)` with `F = rFFT(mask·align(bin(v)))`
+    /// on the band `(lowest, highest)` where the particle sampled (`W > 0`), as `[Re | Im]`
+    /// rows `(N, 2M)`, and the weights `W` `(N, M)`. Threaded over particles.
     fn features<'py>(
         &self,
         py: Python<'py>,
         stack: PyReadonlyArray4<'py, f32>,
         rotations: PyReadonlyArray3<'py, f64>,
         shifts: PyReadonlyArray2<'py, f64>,
-        wedges: Vec<Vec<WedgeTuple>>,
+        samplings: Vec<PyRef<'py, PySampling>>,
         band: (f64, f64),
     ) -> PyResult<MatrixPair<'py>> {
         let s = stack.as_array();
-        let geo = geometries(&rotations, &shifts, &wedges)?;
+        let geo = geometries(&rotations, &shifts, &samplings)?;
         let band = Band::new(self.0.binned_size(), band.0, band.1);
         let (f, w) = py
             .detach(|| {
@@ -299,18 +390,19 @@ impl PyPreprocess {
         stack: PyReadonlyArray4<'py, f32>,
         rotations: PyReadonlyArray3<'py, f64>,
         shifts: PyReadonlyArray2<'py, f64>,
-        wedges: Vec<Vec<WedgeTuple>>,
+        samplings: Vec<PyRef<'py, PySampling>>,
     ) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
         let s = stack.as_array();
-        let geo = geometries(&rotations, &shifts, &wedges)?;
+        let geo = geometries(&rotations, &shifts, &samplings)?;
         let m = self.0.binned_size();
         fill_new_stack(py, [geo.len(), m, m, m / 2 + 1], |o| {
             self.0.spectra(s, &geo, o)
         })
     }
 
-    /// Per-class sums `(Σ W·F, Σ W, counts)` on the half grid, `(K, m, m, m // 2 + 1)`
-    /// complex128 and float64, of the particles of a stack with `labels` in `0..classes`.
+    /// Per-class sums `(Σ W·F, Σ W², counts, reach)` on the half grid, `(K, m, m, m // 2 + 1)`
+    /// complex128 and float64, of the particles of a stack with `labels` in `0..classes`;
+    /// the reach of a class is `Σ max(W)²` over its particles.
     #[allow(clippy::too_many_arguments)]
     fn class_sums<'py>(
         &self,
@@ -318,12 +410,12 @@ impl PyPreprocess {
         stack: PyReadonlyArray4<'py, f32>,
         rotations: PyReadonlyArray3<'py, f64>,
         shifts: PyReadonlyArray2<'py, f64>,
-        wedges: Vec<Vec<WedgeTuple>>,
+        samplings: Vec<PyRef<'py, PySampling>>,
         labels: Vec<usize>,
         classes: usize,
     ) -> PyResult<ClassSumsPy<'py>> {
         let s = stack.as_array();
-        let geo = geometries(&rotations, &shifts, &wedges)?;
+        let geo = geometries(&rotations, &shifts, &samplings)?;
         let sums = py
             .detach(|| average::class_sums(&self.0, s, &geo, &labels, classes))
             .map_err(err)?;
@@ -331,24 +423,26 @@ impl PyPreprocess {
             sums.fw.into_pyarray(py),
             sums.w.into_pyarray(py),
             sums.counts,
+            sums.reach,
         ))
     }
 }
 
-/// Class sums returned to Python: `(Σ W·F, Σ W, counts)`.
+/// Class sums returned to Python: `(Σ W·F, Σ W², counts, reach Σ max(W)²)`.
 type ClassSumsPy<'py> = (
     Bound<'py, PyArray4<Complex64>>,
     Bound<'py, PyArray4<f64>>,
     Vec<usize>,
+    Vec<f64>,
 );
 
-/// One class average `irFFT(Σ W·F / max(Σ W, floor·count) · band)` of an `m³` box.
+/// One class average `irFFT(Σ W·F / max(Σ W², floor·reach) · band)` of an `m³` box.
 #[pyfunction]
 fn average_from_sums<'py>(
     py: Python<'py>,
     fw: PyReadonlyArray3<'py, Complex64>,
     w: PyReadonlyArray3<'py, f64>,
-    count: usize,
+    reach: f64,
     floor: f64,
     band: PyReadonlyArray3<'py, f32>,
     m: usize,
@@ -357,24 +451,32 @@ fn average_from_sums<'py>(
     let out = py
         .detach(|| {
             let mut out = ndarray::Array3::zeros((m, m, m));
-            average::average_from_sums(fw, w, count, floor, band, m, out.view_mut()).map(|_| out)
+            average::average_from_sums(fw, w, reach, floor, band, m, out.view_mut()).map(|_| out)
         })
         .map_err(err)?;
     Ok(out.into_pyarray(py))
 }
 
-/// CCC factors `(X, P)` of features `F` `(N, 2M)`, wedges `W` `(N, M)`, weights `h` `(M)`.
+/// Three float32 matrices returned together.
+type MatrixTriple<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<f32>>,
+);
+
+/// CCC factors `(X, P, Q)` of features `F` `(N, 2M)`, weights `W` `(N, M)` and Hermitian
+/// weights `h` `(M)`.
 #[pyfunction]
 fn ccc_factors<'py>(
     py: Python<'py>,
     f: PyReadonlyArray2<'py, f32>,
     w: PyReadonlyArray2<'py, f32>,
     herm: PyReadonlyArray1<'py, f32>,
-) -> PyResult<MatrixPair<'py>> {
+) -> PyResult<MatrixTriple<'py>> {
     let (f, w, h) = (f.as_array(), w.as_array(), herm.as_array());
     let h = h.to_vec();
-    let (x, p) = py.detach(|| ccc::factors(f, w, &h)).map_err(err)?;
-    Ok((x.into_pyarray(py), p.into_pyarray(py)))
+    let (x, p, q) = py.detach(|| ccc::factors(f, w, &h)).map_err(err)?;
+    Ok((x.into_pyarray(py), p.into_pyarray(py), q.into_pyarray(py)))
 }
 
 fn to_tiles(tiles: Vec<(usize, usize, usize, usize)>) -> Vec<Tile> {
@@ -387,23 +489,23 @@ fn to_tiles(tiles: Vec<(usize, usize, usize, usize)>) -> Vec<Tile> {
         .collect()
 }
 
-/// CCC blocks of `tiles` `[(row0, row1, col0, col1), …]` from factors `X`, `P`, `W`; threaded
+/// CCC blocks of `tiles` `[(row0, row1, col0, col1), …]` from factors `X`, `P`, `Q`; threaded
 /// over tiles. With `cols` (the factors of another set, e.g. Nyström landmarks), columns
 /// index that set instead.
 #[pyfunction]
-#[pyo3(signature = (x, p, w, tiles, cols=None))]
+#[pyo3(signature = (x, p, q, tiles, cols=None))]
 fn ccc_tiles<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     p: PyReadonlyArray2<'py, f32>,
-    w: PyReadonlyArray2<'py, f32>,
+    q: PyReadonlyArray2<'py, f32>,
     tiles: Vec<(usize, usize, usize, usize)>,
     cols: Option<FactorArrays<'py>>,
 ) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-    let rows = (x.as_array(), p.as_array(), w.as_array());
+    let rows = (x.as_array(), p.as_array(), q.as_array());
     let other = cols
         .as_ref()
-        .map(|(x, p, w)| (x.as_array(), p.as_array(), w.as_array()));
+        .map(|(x, p, q)| (x.as_array(), p.as_array(), q.as_array()));
     let tiles = to_tiles(tiles);
     let blocks = py
         .detach(|| ccc::ccc_tiles(rows, other.unwrap_or(rows), &tiles))
@@ -553,7 +655,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transform_stack, m)?)?;
     m.add_function(wrap_pyfunction!(band_mask, m)?)?;
     m.add_function(wrap_pyfunction!(bin_stack, m)?)?;
-    m.add_function(wrap_pyfunction!(wedge_stack, m)?)?;
+    m.add_class::<PySampling>()?;
+    m.add_function(wrap_pyfunction!(weight_stack, m)?)?;
     m.add_function(wrap_pyfunction!(band_voxels, m)?)?;
     m.add_class::<PyPreprocess>()?;
     m.add_function(wrap_pyfunction!(average_from_sums, m)?)?;

@@ -1,8 +1,9 @@
-//! Wedge-weighted class averages (PyTom's average):
-//! `A = irFFT( Σ W_i·F_i / max(Σ W_i, floor·n) )`, low-passed to the band.
+//! Weighted class averages (PyTom's average, generalised to sampling weights):
+//! `A = irFFT( Σ W_i·F_i / max(Σ W_i², floor·Σ max(W_i)²) )`, low-passed to the band.
 //!
-//! `F_i` is the spectrum of aligned particle `i` (binned, aligned, no mask) and `W_i` its
-//! wedge seen from the aligned frame; `n` is the number of particles in the class. Sums are
+//! `F_i` is the spectrum of aligned particle `i` (binned, aligned, no mask; `F_i ≈ W_i·S`)
+//! and `W_i` its sampling weight seen from the aligned frame. The floor is a fraction of the
+//! largest weight sum the class could reach (`floor·n` for binary wedges, as PyTom). Sums are
 //! taken in f64 over fixed blocks of particles that are then added in block order, so the
 //! result does not depend on the number of threads.
 
@@ -14,16 +15,18 @@ use crate::error::{ensure, Result};
 use crate::features::{Geometry, Preprocess};
 use crate::fft::Fft3;
 use crate::fourier::for_each_frequency;
-use crate::wedge::ParticleWedge;
+use crate::wedge::ParticleWeight;
 
 /// Particles summed one after the other before blocks are combined (in order).
 const BLOCK: usize = 8;
 
-/// Per-class sums `Σ W_i·F_i` and `Σ W_i` on the half grid, and the class sizes.
+/// Per-class sums `Σ W_i·F_i` and `Σ W_i²` on the half grid, the class sizes and each class's
+/// reach `Σ max(W_i)²` (the largest weight sum a voxel could have).
 pub struct ClassSums {
     pub fw: Array4<Complex64>,
     pub w: Array4<f64>,
     pub counts: Vec<usize>,
+    pub reach: Vec<f64>,
 }
 
 impl ClassSums {
@@ -34,6 +37,7 @@ impl ClassSums {
             fw: Array4::zeros(shape),
             w: Array4::zeros(shape),
             counts: vec![0; classes],
+            reach: vec![0.0; classes],
         }
     }
 
@@ -42,6 +46,9 @@ impl ClassSums {
         self.fw += &other.fw;
         self.w += &other.w;
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        for (a, b) in self.reach.iter_mut().zip(&other.reach) {
             *a += b;
         }
     }
@@ -77,18 +84,21 @@ pub fn class_sums(
             for i in b * BLOCK..((b + 1) * BLOCK).min(geometry.len()) {
                 let geo = &geometry[i];
                 pre.spectrum(stack.index_axis(Axis(0), i), geo, &mut work)?;
-                let wedge = ParticleWedge::new(m, &geo.wedge, &geo.rotation)?;
+                let particle = ParticleWeight::new(m, &geo.sampling, &geo.rotation)?;
                 let k = labels[i];
                 let mut fw = sums.fw.index_axis_mut(Axis(0), k);
                 let mut w = sums.w.index_axis_mut(Axis(0), k);
                 let spectrum = &work.spectrum;
+                let mut largest = 0.0f64;
                 for_each_frequency([m; 3], |[kz, ky, kx], idx| {
-                    let weight = wedge.weight([kx, ky, kz]) as f64;
+                    let weight = particle.weight([kx, ky, kz]) as f64;
                     let f = spectrum[idx];
                     fw[idx] += Complex64::new(f.re as f64, f.im as f64) * weight;
-                    w[idx] += weight;
+                    w[idx] += weight * weight;
+                    largest = largest.max(weight);
                 });
                 sums.counts[k] += 1;
+                sums.reach[k] += largest * largest;
             }
             Ok(sums)
         })
@@ -100,12 +110,12 @@ pub fn class_sums(
     Ok(total)
 }
 
-/// The average of one class from its sums: `irFFT(Σ W·F / max(Σ W, floor·n) · band)` where
-/// `band` is 0/1 on the half grid; `m` is the box size.
+/// The average of one class from its sums: `irFFT(Σ W·F / max(Σ W², floor·reach) · band)`
+/// where `band` is 0/1 on the half grid; `m` is the box size.
 pub fn average_from_sums(
     fw: ArrayView3<Complex64>,
     w: ArrayView3<f64>,
-    count: usize,
+    reach: f64,
     floor: f64,
     band: ArrayView3<f32>,
     m: usize,
@@ -123,7 +133,7 @@ pub fn average_from_sums(
             )
         },
     )?;
-    let lowest = floor * count as f64;
+    let lowest = floor * reach;
     let mut spectrum = Array3::<Complex32>::zeros(fft.half_shape());
     Zip::from(&mut spectrum)
         .and(&fw)
@@ -141,7 +151,8 @@ mod tests {
     use super::*;
     use crate::interp::Interpolation;
     use crate::rotation::{rotation_matrix, IDENTITY};
-    use crate::wedge::TiltWedge;
+    use crate::wedge::{Sampling, TiltWedge};
+    use std::sync::Arc;
 
     #[test]
     fn unrotated_copies_average_back_to_the_volume() {
@@ -151,29 +162,30 @@ mod tests {
         });
         let stack = ndarray::stack![Axis(0), v.view(), v.view(), v.view()];
         let pre = Preprocess::new(n, 1, Array3::ones((n, n, n)), Interpolation::Cubic).unwrap();
-        let full = vec![TiltWedge {
+        let full = Arc::new(Sampling::Wedges(vec![TiltWedge {
             angle1: 0.0,
             angle2: 0.0,
             cutoff: n as f64,
             smooth: 0.0,
             tilt_axis: IDENTITY,
-        }];
+        }]));
         let geo = vec![
             Geometry {
                 rotation: IDENTITY,
                 shift: [0.0; 3],
-                wedge: full
+                sampling: full
             };
             3
         ];
         let sums = class_sums(&pre, stack.view(), &geo, &[0, 0, 0], 1).unwrap();
         assert_eq!(sums.counts, vec![3]);
+        assert_eq!(sums.reach, vec![3.0]);
         let band = Array3::ones(sums.w.index_axis(Axis(0), 0).raw_dim());
         let mut avg = Array3::zeros((n, n, n));
         average_from_sums(
             sums.fw.index_axis(Axis(0), 0),
             sums.w.index_axis(Axis(0), 0),
-            3,
+            sums.reach[0],
             0.05,
             band.view(),
             n,
@@ -192,7 +204,7 @@ mod tests {
         let geo = vec![Geometry {
             rotation: rotation_matrix(1.0, 2.0, 3.0),
             shift: [0.0; 3],
-            wedge: vec![],
+            sampling: Arc::new(Sampling::Wedges(vec![])),
         }];
         assert!(class_sums(&pre, stack.view(), &geo, &[2], 2).is_err());
     }

@@ -1,15 +1,17 @@
 //! Constrained cross-correlation (CCC) of particles over the Fourier region both sampled
 //! (Förster et al. 2008), from spectral features (see [`crate::features`]).
 //!
-//! `CCC_ij = Σ h·W_i·W_j·Re(F_i F_j*) / sqrt(Σ h·W_i·W_j·|F_i|² · Σ h·W_i·W_j·|F_j|²)`.
-//! With `X_i = √h·W_i·F_i` as `[Re | Im]` and `P_i = h·W_i·|F_i|²`, a block of the matrix is
-//! three matrix products: `X_a·X_bᵀ`, `P_a·W_bᵀ` and `W_a·P_bᵀ` (f32 GEMMs of ndarray's
-//! `matrixmultiply`; one tile per task, tiles in parallel).
+//! Each particle is filtered by the other's weight, `W_j·F_i` against `W_i·F_j`:
+//! `CCC_ij = Σ h·W_i·W_j·Re(F_i F_j*) / sqrt(Σ h·W_j²·|F_i|² · Σ h·W_i²·|F_j|²)`
+//! (for binary wedges `W² = W`: the correlation over the region both sampled).
+//! With `X_i = √h·W_i·F_i` as `[Re | Im]`, `P_i = h·|F_i|²` and `Q_i = W_i²`, a block of the
+//! matrix is three matrix products: `X_a·X_bᵀ`, `P_a·Q_bᵀ` and `Q_a·P_bᵀ` (f32 GEMMs of
+//! ndarray's `matrixmultiply`; one tile per task, tiles in parallel).
 //!
 //! The real-space mode is PyTom's own definition, per pair: particle `i` filtered by `W_j`
 //! and the band, `j` by `W_i` and the band, inverse FFTs, then the normalised
-//! cross-correlation under the real-space mask. Each particle's spectrum first has its own
-//! wedge `W_i` re-imposed (masking in real space leaks a little signal into the missing
+//! cross-correlation under the real-space mask. Each particle's spectrum is first kept only
+//! where it sampled (`W_i > 0`: masking in real space leaks a little signal into the missing
 //! region), so that the cross-filtering keeps exactly the region both particles sampled.
 
 use ndarray::linalg::general_mat_mul;
@@ -18,15 +20,16 @@ use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
 
 use crate::error::{ensure, Result};
+use crate::features::support;
 use crate::fft::Fft3;
 
-/// The per-particle factors of the CCC: `x` `(N, 2M)` and `p` `(N, M)`, from features
-/// `f` `(N, 2M)` (`[Re | Im]`), wedges `w` `(N, M)` and Hermitian weights `herm` `(M)`.
+/// The per-particle factors of the CCC: `x` `(N, 2M)`, `p` and `q` `(N, M)`, from features
+/// `f` `(N, 2M)` (`[Re | Im]`), weights `w` `(N, M)` and Hermitian weights `herm` `(M)`.
 pub fn factors(
     f: ArrayView2<f32>,
     w: ArrayView2<f32>,
     herm: &[f32],
-) -> Result<(Array2<f32>, Array2<f32>)> {
+) -> Result<(Array2<f32>, Array2<f32>, Array2<f32>)> {
     let (n, m) = w.dim();
     ensure(f.dim() == (n, 2 * m) && herm.len() == m, || {
         format!(
@@ -38,21 +41,24 @@ pub fn factors(
     })?;
     let mut x = Array2::zeros((n, 2 * m));
     let mut p = Array2::zeros((n, m));
+    let mut q = Array2::zeros((n, m));
     Zip::from(x.outer_iter_mut())
         .and(p.outer_iter_mut())
+        .and(q.outer_iter_mut())
         .and(f.outer_iter())
         .and(w.outer_iter())
         .into_par_iter()
-        .for_each(|(mut x, mut p, f, w)| {
+        .for_each(|(mut x, mut p, mut q, f, w)| {
             for k in 0..m {
                 let (re, im) = (f[k], f[m + k]);
                 let scale = herm[k].sqrt() * w[k];
                 x[k] = scale * re;
                 x[m + k] = scale * im;
-                p[k] = herm[k] * w[k] * (re * re + im * im);
+                p[k] = herm[k] * (re * re + im * im);
+                q[k] = w[k] * w[k];
             }
         });
-    Ok((x, p))
+    Ok((x, p, q))
 }
 
 /// A block of the matrix: rows `rows.0..rows.1`, columns `cols.0..cols.1`.
@@ -64,16 +70,16 @@ pub struct Tile {
 
 /// The CCC block of particles `a` against particles `b` (factors as from [`factors`]).
 pub fn ccc_block(
-    (xa, pa, wa): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
-    (xb, pb, wb): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
+    (xa, pa, qa): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
+    (xb, pb, qb): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
     mut out: ArrayViewMut2<f32>,
 ) {
     let shape = (xa.nrows(), xb.nrows());
     let mut d1 = Array2::zeros(shape);
     let mut d2 = Array2::zeros(shape);
     general_mat_mul(1.0, &xa, &xb.t(), 0.0, &mut out);
-    general_mat_mul(1.0, &pa, &wb.t(), 0.0, &mut d1);
-    general_mat_mul(1.0, &wa, &pb.t(), 0.0, &mut d2);
+    general_mat_mul(1.0, &pa, &qb.t(), 0.0, &mut d1);
+    general_mat_mul(1.0, &qa, &pb.t(), 0.0, &mut d2);
     Zip::from(&mut out).and(&d1).and(&d2).for_each(|c, &a, &b| {
         let d = a as f64 * b as f64;
         *c = if d > 0.0 {
@@ -84,7 +90,7 @@ pub fn ccc_block(
     });
 }
 
-/// The factors `(x, p, w)` of a set of particles (as from [`factors`] and the wedges).
+/// The factors `(x, p, q)` of a set of particles (as from [`factors`]).
 pub type Factors<'a> = (
     ArrayView2<'a, f32>,
     ArrayView2<'a, f32>,
@@ -205,7 +211,9 @@ pub fn real_ccc_pairs(
                         .and(wedges.index_axis(Axis(0), own))
                         .and(wedges.index_axis(Axis(0), other))
                         .and(&band)
-                        .for_each(|o, &s, &w_own, &w_other, &b| *o = s * (w_own * w_other * b));
+                        .for_each(|o, &s, &w_own, &w_other, &b| {
+                            *o = s * (support(w_own) * w_other * b)
+                        });
                     fft.inverse(work.view_mut(), out.view_mut(), scratch)
                         .expect("shapes checked");
                 }
@@ -247,25 +255,30 @@ mod tests {
 
     fn features(n: usize, m: usize) -> (Array2<f32>, Array2<f32>, Vec<f32>) {
         let f = Array::from_shape_fn((n, 2 * m), |(i, k)| ((i * 31 + k * 7) as f32 * 0.37).sin());
-        let w = Array::from_shape_fn((n, m), |(i, k)| if (i + k) % 5 == 0 { 0.0 } else { 1.0 });
+        // Real weights: zeros (a missing region) and values between 0.1 and 1.
+        let w = Array::from_shape_fn((n, m), |(i, k)| match (i + k) % 5 {
+            0 => 0.0,
+            r => 0.1 + 0.2 * r as f32 + 0.01 * i as f32,
+        });
         let herm = (0..m).map(|k| if k % 4 == 0 { 1.0 } else { 2.0 }).collect();
         (f, w, herm)
     }
 
+    /// `Σ h·W_i·W_j·Re(F_i F_j*) / sqrt(Σ h·W_j²·|F_i|² · Σ h·W_i²·|F_j|²)`, in f64.
     fn direct(f: &Array2<f32>, w: &Array2<f32>, herm: &[f32], i: usize, j: usize) -> f64 {
         let m = w.ncols();
         let (mut num, mut di, mut dj) = (0.0, 0.0, 0.0);
         for k in 0..m {
-            let ww = (herm[k] * w[[i, k]] * w[[j, k]]) as f64;
+            let (h, wi, wj) = (herm[k] as f64, w[[i, k]] as f64, w[[j, k]] as f64);
             let (ar, ai, br, bi) = (
                 f[[i, k]] as f64,
                 f[[i, m + k]] as f64,
                 f[[j, k]] as f64,
                 f[[j, m + k]] as f64,
             );
-            num += ww * (ar * br + ai * bi);
-            di += ww * (ar * ar + ai * ai);
-            dj += ww * (br * br + bi * bi);
+            num += h * wi * wj * (ar * br + ai * bi);
+            di += h * wj * wj * (ar * ar + ai * ai);
+            dj += h * wi * wi * (br * br + bi * bi);
         }
         num / (di * dj).sqrt()
     }
@@ -273,7 +286,7 @@ mod tests {
     #[test]
     fn tiles_equal_the_direct_formula() {
         let (f, w, herm) = features(7, 40);
-        let (x, p) = factors(f.view(), w.view(), &herm).unwrap();
+        let (x, p, q) = factors(f.view(), w.view(), &herm).unwrap();
         let tiles = [
             Tile {
                 rows: (0, 4),
@@ -284,7 +297,7 @@ mod tests {
                 cols: (0, 7),
             },
         ];
-        let all = (x.view(), p.view(), w.view());
+        let all = (x.view(), p.view(), q.view());
         let blocks = ccc_tiles(all, all, &tiles).unwrap();
         for (t, b) in tiles.iter().zip(&blocks) {
             for i in t.rows.0..t.rows.1 {
@@ -300,17 +313,17 @@ mod tests {
     #[test]
     fn landmark_columns_equal_the_same_columns_of_the_square_matrix() {
         let (f, w, herm) = features(9, 30);
-        let (x, p) = factors(f.view(), w.view(), &herm).unwrap();
+        let (x, p, q) = factors(f.view(), w.view(), &herm).unwrap();
         let landmarks = [7, 2, 5];
         let pick = |a: &Array2<f32>| a.select(Axis(0), &landmarks);
-        let (xl, pl, wl) = (pick(&x), pick(&p), pick(&w));
+        let (xl, pl, ql) = (pick(&x), pick(&p), pick(&q));
         let tile = [Tile {
             rows: (0, 9),
             cols: (0, 3),
         }];
         let block = ccc_tiles(
-            (x.view(), p.view(), w.view()),
-            (xl.view(), pl.view(), wl.view()),
+            (x.view(), p.view(), q.view()),
+            (xl.view(), pl.view(), ql.view()),
             &tile,
         )
         .unwrap();
@@ -323,8 +336,8 @@ mod tests {
             rows: (0, 9),
             cols: (0, 4),
         }];
-        let all = (x.view(), p.view(), w.view());
-        assert!(ccc_tiles(all, (xl.view(), pl.view(), wl.view()), &too_wide).is_err());
+        let all = (x.view(), p.view(), q.view());
+        assert!(ccc_tiles(all, (xl.view(), pl.view(), ql.view()), &too_wide).is_err());
     }
 
     #[test]

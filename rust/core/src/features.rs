@@ -2,9 +2,13 @@
 //!
 //! Pipeline per particle: bin (Fourier cropping) → align (inverse rotation + shift, shift
 //! divided by the binning) → multiply by the real-space mask → rFFT → keep the voxels of the
-//! band `lowest ≤ |k| ≤ highest` (DC excluded) → multiply by the particle's own wedge `W_i`.
-//! The band's Hermitian weights `h` (1 on the planes `kx = 0` and `kx = n / 2`, else 2) make
-//! half-spectrum sums equal full-spectrum sums.
+//! band `lowest ≤ |k| ≤ highest` (DC excluded) that the particle sampled (`W_i > 0`, which
+//! removes what the real-space mask leaked into its missing region), with its weights `W_i`.
+//! A sampling with a data filter (see [`crate::wedge::WeightGrid`]) first filters the
+//! particle's own spectrum. The band's Hermitian weights `h` (1 on the planes `kx = 0` and
+//! `kx = n / 2`, else 2) make half-spectrum sums equal full-spectrum sums.
+
+use std::sync::Arc;
 
 use ndarray::{
     Array3, ArrayView3, ArrayView4, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, ArrayViewMut4,
@@ -18,7 +22,7 @@ use crate::fft::{Fft3, Scratch};
 use crate::fourier::{for_each_frequency, BinWork, Binning};
 use crate::interp::{affine_transform, Affine, Interpolation};
 use crate::rotation::{apply, Mat3};
-use crate::wedge::{ParticleWedge, TiltWedge};
+use crate::wedge::{ParticleWeight, Sampling};
 
 /// The half-grid voxels of a band, with their frequencies and Hermitian weights.
 #[derive(Debug, Clone)]
@@ -63,18 +67,20 @@ impl Band {
     }
 }
 
-/// Where one particle is: its PyTom rotation matrix, shift `(x, y, z)` in voxels of the
-/// unbinned box, and its wedge as single-tilt components.
+/// Where one particle is and how it was sampled: its PyTom rotation matrix, shift
+/// `(x, y, z)` in voxels of the unbinned box, and its sampling (shared between particles).
 #[derive(Debug, Clone)]
 pub struct Geometry {
     pub rotation: Mat3,
     pub shift: [f64; 3],
-    pub wedge: Vec<TiltWedge>,
+    pub sampling: Arc<Sampling>,
 }
 
 /// Bin → align → mask → rFFT for particles of one box size.
 pub struct Preprocess {
     box_in: usize,
+    /// FFTs of the unbinned box, for data filters.
+    own: Fft3,
     binning: Option<Binning>,
     mask: Array3<f32>,
     fft: Fft3,
@@ -83,6 +89,9 @@ pub struct Preprocess {
 
 /// Per-thread working memory of a [`Preprocess`].
 pub(crate) struct Work {
+    own_spectrum: Array3<Complex32>,
+    own_filtered: Array3<f32>,
+    own_fft: Scratch,
     bin: Option<BinWork>,
     binned: Array3<f32>,
     aligned: Array3<f32>,
@@ -116,6 +125,7 @@ impl Preprocess {
         };
         Ok(Self {
             box_in,
+            own: Fft3::new([box_in; 3])?,
             binning,
             mask,
             fft: Fft3::new([m; 3])?,
@@ -135,6 +145,9 @@ impl Preprocess {
     pub(crate) fn work(&self) -> Work {
         let m = self.binned_size();
         Work {
+            own_spectrum: Array3::zeros(self.own.half_shape()),
+            own_filtered: Array3::zeros(self.own.shape()),
+            own_fft: self.own.scratch(),
             bin: self.binning.as_ref().map(Binning::workspace),
             binned: Array3::zeros((m, m, m)),
             aligned: Array3::zeros((m, m, m)),
@@ -157,16 +170,40 @@ impl Preprocess {
                 stack.len_of(Axis(0)),
                 geometry.len()
             )
-        })
+        })?;
+        let grids = geometry.iter().filter_map(|g| g.sampling.grid_size());
+        for size in grids {
+            ensure(size == n, || {
+                format!("a weight volume of box {size} for particles of box {n}")
+            })?;
+        }
+        Ok(())
     }
 
-    /// `work.spectrum = rFFT(mask · align(bin(volume)))`.
+    /// `work.spectrum = rFFT(mask · align(bin(filter(volume))))`, where `filter` is the
+    /// sampling's data filter (none for most).
     pub(crate) fn spectrum(
         &self,
         volume: ArrayView3<f32>,
         geo: &Geometry,
         work: &mut Work,
     ) -> Result<()> {
+        let volume = match geo.sampling.data_filter() {
+            Some(filter) => {
+                self.own
+                    .forward(volume, work.own_spectrum.view_mut(), &mut work.own_fft)?;
+                Zip::from(&mut work.own_spectrum)
+                    .and(filter)
+                    .for_each(|s, &g| *s *= g);
+                self.own.inverse(
+                    work.own_spectrum.view_mut(),
+                    work.own_filtered.view_mut(),
+                    &mut work.own_fft,
+                )?;
+                work.own_filtered.view()
+            }
+            None => volume,
+        };
         let source = match (&self.binning, &mut work.bin) {
             (Some(b), Some(w)) => {
                 b.bin_into(volume, work.binned.view_mut(), w)?;
@@ -187,9 +224,9 @@ impl Preprocess {
             .forward(work.aligned.view(), work.spectrum.view_mut(), &mut work.fft)
     }
 
-    /// Band features of a stack: row `i` of `out_f` is `W_i·F_i` on the band as
-    /// `[Re … | Im …]` (length `2·band.len()`), row `i` of `out_w` is `W_i` on the band.
-    /// Parallel over particles.
+    /// Band features of a stack: row `i` of `out_f` is `F_i` on the band where `W_i > 0`
+    /// (else 0) as `[Re … | Im …]` (length `2·band.len()`), row `i` of `out_w` is `W_i` on
+    /// the band. Parallel over particles.
     pub fn band_features(
         &self,
         stack: ArrayView4<f32>,
@@ -220,11 +257,11 @@ impl Preprocess {
                 || self.work(),
                 |work, (f_row, w_row, volume, geo)| {
                     self.spectrum(volume, geo, work)?;
-                    let wedge = ParticleWedge::new(m, &geo.wedge, &geo.rotation)?;
+                    let weight = ParticleWeight::new(m, &geo.sampling, &geo.rotation)?;
                     gather_band(
                         work.spectrum.as_slice().expect("contiguous"),
                         band,
-                        &wedge,
+                        &weight,
                         f_row,
                         w_row,
                     );
@@ -268,17 +305,27 @@ impl Preprocess {
 fn gather_band(
     spectrum: &[Complex32],
     band: &Band,
-    wedge: &ParticleWedge,
+    weight: &ParticleWeight,
     mut f_row: ArrayViewMut1<f32>,
     mut w_row: ArrayViewMut1<f32>,
 ) {
     let len = band.len();
     for (j, (&flat, &k)) in band.flat.iter().zip(&band.freqs).enumerate() {
-        let w = wedge.weight(k);
-        let v = spectrum[flat] * w;
+        let w = weight.weight(k);
+        let v = spectrum[flat] * support(w);
         f_row[j] = v.re;
         f_row[len + j] = v.im;
         w_row[j] = w;
+    }
+}
+
+/// 1 where a particle sampled (`w > 0`), else 0.
+#[inline]
+pub(crate) fn support(w: f32) -> f32 {
+    if w > 0.0 {
+        1.0
+    } else {
+        0.0
     }
 }
 
@@ -288,14 +335,8 @@ mod tests {
     use crate::rotation::IDENTITY;
     use ndarray::{Array2, Array4};
 
-    fn all_sampled() -> Vec<TiltWedge> {
-        vec![TiltWedge {
-            angle1: 0.0,
-            angle2: 0.0,
-            cutoff: 0.0,
-            smooth: 0.0,
-            tilt_axis: IDENTITY,
-        }]
+    fn all_sampled() -> Arc<Sampling> {
+        Arc::new(Sampling::Wedges(vec![]))
     }
 
     #[test]
@@ -328,7 +369,7 @@ mod tests {
         let geo = [Geometry {
             rotation: IDENTITY,
             shift: [0.0; 3],
-            wedge: all_sampled(),
+            sampling: all_sampled(),
         }];
         let band = Band::new(n, 1.0, 3.0);
         let mut f = Array2::zeros((1, 2 * band.len()));

@@ -1,10 +1,12 @@
 //! Multiple correlation optimisation (MCO-EXMX) over spectral features.
 //!
-//! Class averages live in feature space: `A_k = Σ_{i∈k} W_i·F_i / max(Σ_{i∈k} W_i, floor·n_k)`
-//! on the band. A particle scores against a class inside its own wedge:
-//! `s_ik = Σ h·W_i·Re(F_i A_k*) / sqrt(Σ h·W_i·|F_i|² · Σ h·W_i·|A_k|²)`, computed for all
-//! particles and classes as two matrix products. Class sums are taken column by column in
-//! particle order, so they do not depend on the number of threads.
+//! Class averages live in feature space: `A_k = Σ_{i∈k} W_i·F_i / max(Σ_{i∈k} W_i², floor·r_k)`
+//! on the band, with the reach `r_k = Σ_{i∈k} max(W_i)²` (`n_k` for binary wedges, PyTom's
+//! floor). A particle scores against a class seen through its own weight, `F_i` against
+//! `W_i·A_k`: `s_ik = Σ h·W_i·Re(F_i A_k*) / sqrt(Σ h·|F_i|² · Σ h·W_i²·|A_k|²)` (for binary
+//! wedges the correlation inside the particle's wedge), computed for all particles and
+//! classes as two matrix products. Class sums are taken column by column in particle order,
+//! so they do not depend on the number of threads.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array3, ArrayView2, Zip};
@@ -17,8 +19,9 @@ use crate::fft::Fft3;
 /// Columns summed by one task: keeps the class sums' order fixed and the work cache-friendly.
 const COLUMNS: usize = 64;
 
-/// Class averages `(K, 2M)` as `[Re | Im]` from features `f` `(N, 2M)`, wedges `w` `(N, M)`
-/// and `labels` in `0..classes`, with PyTom's wedge-sum floor; also the class sizes.
+/// Class averages `(K, 2M)` as `[Re | Im]` from features `f` `(N, 2M)`, weights `w` `(N, M)`
+/// and `labels` in `0..classes`, with PyTom's floor (see the module docs); also the class
+/// sizes.
 pub fn class_means(
     f: ArrayView2<f32>,
     w: ArrayView2<f32>,
@@ -39,8 +42,11 @@ pub fn class_means(
         format!("a label is not below {classes}")
     })?;
     let mut counts = vec![0usize; classes];
-    for &l in labels {
+    let mut reach = vec![0.0f64; classes];
+    for (i, &l) in labels.iter().enumerate() {
         counts[l] += 1;
+        let largest = w.row(i).iter().fold(0.0f32, |a, &b| a.max(b)) as f64;
+        reach[l] += largest * largest;
     }
     let mut means = Array2::<f32>::zeros((classes, 2 * m));
     let starts: Vec<usize> = (0..m).step_by(COLUMNS).collect();
@@ -56,12 +62,12 @@ pub fn class_means(
                     let wi = w[[i, c0 + j]] as f64;
                     fw[(k * 2) * width + j] += wi * f[[i, c0 + j]] as f64;
                     fw[(k * 2 + 1) * width + j] += wi * f[[i, m + c0 + j]] as f64;
-                    ws[k * width + j] += wi;
+                    ws[k * width + j] += wi * wi;
                 }
             }
             Array2::from_shape_fn((classes, 2 * width), |(k, j)| {
                 let (part, col) = (j / width, j % width);
-                let lowest = (floor * counts[k] as f64).max(f64::MIN_POSITIVE);
+                let lowest = (floor * reach[k]).max(f64::MIN_POSITIVE);
                 (fw[(k * 2 + part) * width + col] / ws[k * width + col].max(lowest)) as f32
             })
         })
@@ -99,32 +105,35 @@ pub fn scores(
         },
     )?;
     let classes = means.nrows();
-    // G = h·W·F ([Re | Im]) and the particle energies e_i = Σ h·W·|F|².
+    // G = h·W·F ([Re | Im]), W² and the particle energies e_i = Σ h·|F|².
     let mut g = Array2::<f32>::zeros((n, 2 * m));
+    let mut w2 = Array2::<f32>::zeros((n, m));
     let mut energy = Array1::<f64>::zeros(n);
     Zip::from(g.outer_iter_mut())
+        .and(w2.outer_iter_mut())
         .and(&mut energy)
         .and(f.outer_iter())
         .and(w.outer_iter())
         .into_par_iter()
-        .for_each(|(mut g, e, f, w)| {
+        .for_each(|(mut g, mut w2, e, f, w)| {
             let mut sum = 0.0f64;
             for k in 0..m {
                 let hw = herm[k] * w[k];
                 g[k] = hw * f[k];
                 g[m + k] = hw * f[m + k];
-                sum += (hw * (f[k] * f[k] + f[m + k] * f[m + k])) as f64;
+                w2[k] = w[k] * w[k];
+                sum += (herm[k] * (f[k] * f[k] + f[m + k] * f[m + k])) as f64;
             }
             *e = sum;
         });
-    // Q_k = h·|A_k|², so that Σ h·W_i·|A_k|² = (W·Qᵀ)_ik.
+    // Q_k = h·|A_k|², so that Σ h·W_i²·|A_k|² = (W²·Qᵀ)_ik.
     let q = Array2::from_shape_fn((classes, m), |(k, j)| {
         herm[j] * (means[[k, j]] * means[[k, j]] + means[[k, m + j]] * means[[k, m + j]])
     });
     let mut numerator = Array2::<f32>::zeros((n, classes));
     let mut reference = Array2::<f32>::zeros((n, classes));
     general_mat_mul(1.0, &g, &means.t(), 0.0, &mut numerator);
-    general_mat_mul(1.0, &w, &q.t(), 0.0, &mut reference);
+    general_mat_mul(1.0, &w2, &q.t(), 0.0, &mut reference);
     Zip::from(numerator.outer_iter_mut())
         .and(reference.outer_iter())
         .and(&energy)
@@ -209,12 +218,15 @@ pub fn shift_scores(
             },
             |(scratch, spec, corr), (mut s_row, mut b_row, f, w)| {
                 let energy: f64 = (0..len)
-                    .map(|j| (herm[j] * w[j] * (f[j] * f[j] + f[len + j] * f[len + j])) as f64)
+                    .map(|j| (herm[j] * (f[j] * f[j] + f[len + j] * f[len + j])) as f64)
                     .sum();
                 for k in 0..classes {
                     let a = means.row(k);
                     let reference: f64 = (0..len)
-                        .map(|j| (herm[j] * w[j] * (a[j] * a[j] + a[len + j] * a[len + j])) as f64)
+                        .map(|j| {
+                            let power = a[j] * a[j] + a[len + j] * a[len + j];
+                            (herm[j] * w[j] * w[j] * power) as f64
+                        })
                         .sum();
                     spec.fill(Default::default());
                     let data = spec.as_slice_mut().expect("contiguous");
@@ -361,6 +373,27 @@ mod tests {
         let s = scores(f.view(), w.view(), &herm, means.view()).unwrap();
         assert!((s[[0, 0]] - 1.0).abs() < 1e-5);
         assert!(s[[0, 1]] < 0.9);
+    }
+
+    #[test]
+    fn consistent_weighted_data_scores_one_against_its_own_class() {
+        // F = W·S with real weights W in 0.5..1: the class mean of one particle is S, and the
+        // particle scores 1 against it (and less against another class).
+        let m = 40;
+        let s = Array::from_shape_fn((2, 2 * m), |(i, k)| ((i * 13 + k * 3) as f32 * 0.7).cos());
+        let w = Array::from_shape_fn((2, m), |(i, k)| {
+            0.5 + 0.5 * ((i + k) as f32 * 0.9).sin().abs()
+        });
+        let f = Array::from_shape_fn((2, 2 * m), |(i, k)| w[[i, k % m]] * s[[i, k]]);
+        let herm = vec![2.0; m];
+        let (means, _) = class_means(f.view(), w.view(), &[0, 1], 2, 0.05).unwrap();
+        for k in 0..2 * m {
+            assert!((means[[0, k]] - s[[0, k]]).abs() < 1e-5);
+        }
+        let scores = scores(f.view(), w.view(), &herm, means.view()).unwrap();
+        assert!((scores[[0, 0]] - 1.0).abs() < 1e-5, "{}", scores[[0, 0]]);
+        assert!((scores[[1, 1]] - 1.0).abs() < 1e-5);
+        assert!(scores[[0, 1]] < 0.9);
     }
 
     #[test]
