@@ -4,10 +4,11 @@ Each iteration forms the class averages in feature space from the current assign
 (weighted by the particles' sampling weights, PyTom's floor), scores every particle
 against every average seen through the particle's own weight (constrained correlation,
 SPEC §3), and moves each particle to its best class. It stops when the fraction of
-particles that changed class is at most ``end_threshold``, or after ``iterations``. A class that empties is re-seeded with the
-worse-fitting half of the largest class, unless ``allow_collapse``. The start is the list's
-classes, or (when it has at most one) a random assignment from the counter-based stream
-``(seed, round 0, particle)``, so results depend on the seed only.
+particles that changed class is at most ``end_threshold``, or after ``iterations``. A class
+that empties is re-seeded with the worse-fitting half of the largest class, unless
+``allow_collapse``. The start is the list's classes, or (when it has at most one) a random
+assignment from the counter-based stream ``(seed, round 0, particle)``, so results depend on
+the seed only.
 """
 
 from __future__ import annotations
