@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from tomoclass.io.particle_lists import read_particle_list, write_particle_list
 from tomoclass.io.pytom_xml import read_pytom_xml, write_pytom_xml
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge
+
+WRITTEN = Path(__file__).resolve().parents[2] / "shared" / "pytom-files" / "written"
+"""Files written by PyTom's own writers (see its README.md)."""
 
 # Shaped like PyTom's tests/testData/pickpos_format.xml, plus every wedge variant PyTom reads,
 # unknown elements and attributes, comments, and a particle without Rotation/Shift/Class.
@@ -249,7 +253,7 @@ def test_writing_elsewhere_rebases_relative_filenames(pickpos, tmp_path):
     ("body", "message"),
     [
         ('<Particle Filename="a.em"><Wedge Type="Cone"><Cone/></Wedge></Particle>', "'Cone'"),
-        ('<Particle Filename="a.em"><GeneralWedge Filename="w.em"/></Particle>', "GeneralWedge"),
+        ('<Particle Filename="a.em"><GeneralWedge/></Particle>', "Filename"),
         ('<Particle><Rotation Z1="0" Z2="0" X="0"/></Particle>', "Filename"),
         ('<Particle Filename="a.em"><Rotation Z1="ten" Z2="0" X="0"/></Particle>', '"ten"'),
         ('<Particle Filename="a.em"><Shift X="0" Y="nan" Z="0"/></Particle>', "finite"),
@@ -351,3 +355,69 @@ def test_empty_list_round_trips(tmp_path):
     write_pytom_xml(ParticleList([], tmp_path), path)
     assert len(read_pytom_xml(path)) == 0
     assert canonical(path.read_text()) == "<ParticleList></ParticleList>"
+
+
+# ------------------------------------------------------------------ files PyTom wrote
+
+
+def as_pytom_writes(text: str) -> str:
+    """tomoclass's output in PyTom's bytes: tomoclass drops the comment before the root,
+    writes ``" />"`` for ``"/>"`` (ElementTree) and ends with a newline."""
+    return text.replace(" />", "/>").removesuffix("\n")
+
+
+def pytom_bytes(path: Path) -> str:
+    """PyTom's file without the ``<!-- PyTom Version -->`` line tomoclass does not keep."""
+    first, rest = path.read_text().split("\n", 1)
+    assert first == "<!-- PyTom Version: 1.0 -->"
+    return rest
+
+
+@pytest.mark.parametrize("name", ["pytom_written.xml", "pytom_written_double.xml"])
+def test_pytom_written_lists_round_trip_byte_for_byte(tmp_path, name):
+    shutil.copy(WRITTEN / name, tmp_path / name)
+    out = tmp_path / "copy.xml"
+    write_pytom_xml(read_pytom_xml(tmp_path / name), out)
+    assert canonical(out.read_text()) == canonical((WRITTEN / name).read_text())
+    assert as_pytom_writes(out.read_text()) == pytom_bytes(WRITTEN / name)
+
+
+def test_pytom_written_list_read_exactly():
+    plist = read_pytom_xml(WRITTEN / "pytom_written.xml")
+    assert len(plist) == 12
+    assert [p.filename for p in plist] == [f"./parts/p_{i}.em" for i in range(12)]
+    wedges = [
+        SingleTiltWedge(30.0, 30.0),
+        SingleTiltWedge(30.0, 40.0, cutoff_radius=12.0, smooth=2.0),
+        SingleTiltWedge(20.5, 45.25, tilt_axis_rotation=Rotation(90.0, 0.0, 0.0)),
+        SingleTiltWedge(0.0, 0.0),
+    ]
+    assert plist.wedges() == wedges * 3
+    assert plist.class_names() == ["0", "1", "2", "A"] * 3
+    assert plist[0].score == 0.005265304565574724  # an nxcfScore is a score too
+    assert plist[0].rotation == Rotation(157.55155196652015, 304.49545252357075, 139.62342424413484)
+    assert plist[0].shift == Shift(-2.2264795968931854, -1.1366769629293063, -2.479116387491156)
+    assert plist[0].pick_position == PickPosition(
+        410.6142091913831, 398.5347143760231, 93.58699056874416, "tomo_0.mrc"
+    )
+
+
+def test_pytom_written_double_tilt_list_read_exactly():
+    plist = read_pytom_xml(WRITTEN / "pytom_written_double.xml")
+    expected = DoubleTiltWedge(
+        SingleTiltWedge(30.0, 30.0),
+        SingleTiltWedge(25.0, 35.0, tilt_axis_rotation=Rotation(90.0, 0.0, 0.0)),
+    )
+    assert plist.wedges() == [expected] * 3
+    assert [p.rotation for p in plist] == [Rotation(z1, 20.0, 30.0) for z1 in (0.0, 10.0, 20.0)]
+    assert plist.class_names() == ["0", "1", "2"]
+    assert [p.score for p in plist] == [None] * 3  # PyTom's agnostic writer: no Score
+
+
+def test_pytom_written_list_written_elsewhere_is_rebased(tmp_path):
+    plist = read_pytom_xml(WRITTEN / "pytom_written.xml")
+    out = tmp_path / "moved.xml"
+    write_pytom_xml(plist, out)
+    moved = read_pytom_xml(out)
+    assert moved.paths() == plist.paths() == [WRITTEN / "parts" / f"p_{i}.em" for i in range(12)]
+    assert moved.wedges() == plist.wedges()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,13 @@ import pytest
 import starfile
 
 from tomoclass import Rotation, Shift, TomoclassError, rotation_matrix
+from tomoclass.errors import TomoclassWarning
 from tomoclass.io import convert_particle_list, read_particle_list, write_particle_list
 from tomoclass.io.dynamo import dynamo_angles, dynamo_rotation, read_tbl, write_tbl
 from tomoclass.io.pytom_xml import write_pytom_xml
 from tomoclass.io.star import read_star, relion_rotation, rotations_to_relion, write_star
 from tomoclass.particles import Particle, ParticleList, PickPosition
-from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge
+from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, TiltSeries, WeightVolume
 
 
 def relion_euler_angles2matrix(rot: float, tilt: float, psi: float) -> np.ndarray:
@@ -214,7 +216,7 @@ def test_xml_star_xml_keeps_matrices_shifts_and_classes(tmp_path):
     assert starfile.read(tmp_path / "b.star")["optics"]["rlnImagePixelSize"].iloc[0] == 2.5
     _assert_same_alignment(original, star)
     assert star.paths() == original.paths()
-    assert all(p.wedge is None for p in star)
+    assert star.wedges() == original.wedges()  # in tomoclassWedge: no wedge is lost
     origins = starfile.read(tmp_path / "b.star")["particles"][
         ["rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"]
     ]
@@ -222,6 +224,7 @@ def test_xml_star_xml_keeps_matrices_shifts_and_classes(tmp_path):
     convert_particle_list(tmp_path / "b.star", tmp_path / "c.xml")
     back = read_particle_list(tmp_path / "c.xml")
     _assert_same_alignment(original, back)
+    assert back.wedges() == original.wedges()
     picks = [(p.pick_position.x, p.pick_position.y, p.pick_position.z) for p in back]
     np.testing.assert_allclose(
         picks, [(p.pick_position.x, p.pick_position.y, p.pick_position.z) for p in original]
@@ -404,11 +407,17 @@ def test_unknown_extension_is_refused_before_anything_is_read_or_written(tmp_pat
     assert not (tmp_path / "list.txt").exists()
 
 
-def test_star_write_failure_leaves_existing_file(tmp_path):
+def test_star_write_failure_leaves_existing_file(tmp_path, monkeypatch):
     target = tmp_path / "keep.star"
     target.write_text("precious\n")
-    plist = _pytom_list(tmp_path).with_classes(["1", "2", "A", *["3"] * 11])
-    with pytest.raises(TomoclassError, match="particle 2") as err:
+    plist = _pytom_list(tmp_path)
+
+    def half_written(blocks, path, **options):
+        Path(path).write_text("data_optics\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(starfile, "write", half_written)
+    with pytest.raises(TomoclassError, match="No space left") as err:
         write_particle_list(plist, target)
     assert str(target) in str(err.value)
     assert target.read_text() == "precious\n"
@@ -437,6 +446,99 @@ def test_tbl_tags_follow_dynamo_filenames(tmp_path):
         "particle_000007.em",
         "particle_000003.em",
     ]
+
+
+def _tbl_written(plist: ParticleList, path: Path) -> list[warnings.WarningMessage]:
+    """Write ``plist`` as a table and return the warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_tbl(plist, path)
+    return list(caught)
+
+
+def test_tbl_tilt_series_is_written_as_its_range_with_one_warning(tmp_path):
+    series = TiltSeries(angles=(-48.0, 0.0, 57.0), exposure=(6.0, 0.0, 3.0), defocus=(3e4,) * 3)
+    plist = ParticleList([Particle("a.em", wedge=series)] * 3, tmp_path)
+    out = tmp_path / "series.tbl"
+    (warning,) = _tbl_written(plist, out)
+    assert issubclass(warning.category, TomoclassWarning)
+    message = str(warning.message)
+    assert str(out) in message and "3 particles with a tilt series" in message
+    assert "exposure and CTF are dropped" in message
+    np.testing.assert_array_equal(np.loadtxt(out)[:, 12:15], [[1, -48, 57]] * 3)
+    assert read_tbl(out).wedges() == [SingleTiltWedge(angle1=33.0, angle2=42.0)] * 3
+
+
+def test_tbl_weight_volume_is_written_as_no_wedge_with_one_warning(tmp_path):
+    volume = WeightVolume("ctf/a.mrc", ctf_max_resolution=6.7)
+    plist = ParticleList([Particle("a.em", wedge=volume), Particle("b.em")], tmp_path)
+    out = tmp_path / "volume.tbl"
+    (warning,) = _tbl_written(plist, out)
+    assert issubclass(warning.category, TomoclassWarning)
+    message = str(warning.message)
+    assert str(out) in message and "1 particle with a weight volume" in message
+    assert "ftype 0" in message and "cannot hold it" in message
+    np.testing.assert_array_equal(np.loadtxt(out)[:, 12:15], [[0, 0, 0]] * 2)
+    assert read_tbl(out).wedges() == [None, None]
+
+
+def test_tbl_drops_cutoff_and_smoothing_with_one_warning(tmp_path):
+    plist = ParticleList(
+        [
+            Particle("a.em", wedge=SingleTiltWedge(30, 40, cutoff_radius=12.0)),
+            Particle("b.em", wedge=SingleTiltWedge(30, 40, smooth=2.0)),
+            Particle("c.em", wedge=SingleTiltWedge(30, 40)),
+        ],
+        tmp_path,
+    )
+    out = tmp_path / "edge.tbl"
+    (warning,) = _tbl_written(plist, out)
+    message = str(warning.message)
+    assert str(out) in message and "2 particles with a wedge cutoff radius or smoothing" in message
+    assert read_tbl(out).wedges() == [SingleTiltWedge(30, 40)] * 3
+
+
+def test_tbl_gives_one_warning_for_every_loss_and_none_without(tmp_path):
+    series = TiltSeries(angles=(-60.0, 60.0))
+    plist = ParticleList(
+        [
+            Particle("a.em", wedge=series),
+            Particle("b.em", wedge=WeightVolume("w.mrc", kind="general")),
+            Particle("c.em", wedge=WeightVolume("v.mrc")),
+            Particle("d.em", wedge=SingleTiltWedge(30, 30, smooth=1.0)),
+            Particle("e.em", wedge=SingleTiltWedge(30, 30)),
+        ],
+        tmp_path,
+    )
+    out = tmp_path / "all.tbl"
+    (warning,) = _tbl_written(plist, out)
+    message = str(warning.message)
+    assert message.count(str(out)) == 1
+    counts = ["1 particle with a tilt series", "2 particles with a weight volume"]
+    counts.append("1 particle with a wedge cutoff radius")
+    assert all(count in message for count in counts)
+    assert _tbl_written(read_tbl(out), tmp_path / "again.tbl") == []  # a table loses nothing
+    plain = ParticleList([Particle("a.em", wedge=SingleTiltWedge(30, 40)), Particle("b.em")])
+    assert _tbl_written(plain, tmp_path / "plain.tbl") == []
+
+
+@pytest.mark.parametrize(
+    "wedge",
+    [
+        SingleTiltWedge(30, 30, tilt_axis_rotation=Rotation(90, 0, 0)),
+        DoubleTiltWedge(SingleTiltWedge(30, 30), SingleTiltWedge(30, 30)),
+    ],
+)
+def test_tbl_refuses_rotated_and_double_tilt_wedges(tmp_path, wedge):
+    plist = ParticleList([Particle("a.em", wedge=TiltSeries(angles=(-60.0, 60.0)))] * 2)
+    plist = plist + ParticleList([Particle("b.em", wedge=wedge)])
+    out = tmp_path / "refused.tbl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused before any warning
+        with pytest.raises(TomoclassError, match="particle 2") as err:
+            write_tbl(plist, out)
+    assert str(out) in str(err.value) and "rotated tilt axes" in str(err.value)
+    assert not out.exists()
 
 
 def test_empty_lists_round_trip(tmp_path):

@@ -15,3 +15,7 @@ class TomoclassWarning(UserWarning):
 
     The command line prints it as one line ``tomoclass: warning: …``.
     """
+
+
+class UnsampledWarning(TomoclassWarning):
+    """Particles without any sampling information (they count as fully sampled)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tomoclass import _core
-from tomoclass.errors import TomoclassError, TomoclassWarning
+from tomoclass.errors import TomoclassError, UnsampledWarning
 from tomoclass.fourier import frequency_radius
 from tomoclass.io import check_finite, read_volume, read_voxel_size
 from tomoclass.io.files import reserved_npy
@@ -129,7 +129,7 @@ def warn_unsampled(particles: Particles, where: str = "the particles") -> None:
         warnings.warn(
             f"{where}: {missing} of {len(particles)} particles carry no missing-wedge or CTF "
             "information and are treated as fully sampled",
-            TomoclassWarning,
+            UnsampledWarning,
             stacklevel=3,
         )
 

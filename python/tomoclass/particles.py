@@ -184,6 +184,15 @@ class ParticleList(Sequence[Particle]):
             for p, row in zip(self._particles, values, strict=True)
         )
 
+    def with_wedges(self, wedges: Iterable[Wedge | None]) -> ParticleList:
+        """A copy with each particle's sampling set from ``wedges`` (one per particle)."""
+        wedges = list(wedges)
+        if len(wedges) != len(self):
+            raise TomoclassError(f"wedges: got {len(wedges)} for {len(self)} particles")
+        return self._derive(
+            replace(p, wedge=w) for p, w in zip(self._particles, wedges, strict=True)
+        )
+
     def rotation_matrices(self) -> np.ndarray:
         """``(N, 3, 3)`` float64 matrices ``Rz(z2)·Rx(x)·Rz(z1)`` acting on ``(x, y, z)``."""
         if not self._particles:
@@ -216,12 +225,20 @@ class ParticleList(Sequence[Particle]):
 
 
 def _relocated(p: Particle, old: Path, new: Path) -> Particle:
-    """``p`` with a relative filename rewritten from folder ``old`` to folder ``new``."""
-    if os.path.isabs(p.filename):
-        return p
-    full = os.path.normpath(old / p.filename)
-    try:
-        name = os.path.relpath(full, new)
-    except ValueError:  # another drive on Windows: no relative path exists
-        name = full
-    return replace(p, filename=name)
+    """``p`` with relative filenames (its own and its weight volume's) rewritten from folder
+    ``old`` to folder ``new``."""
+    from tomoclass.wedge import WeightVolume
+
+    def moved(filename: str) -> str:
+        if os.path.isabs(filename):
+            return filename
+        full = os.path.normpath(old / filename)
+        try:
+            return os.path.relpath(full, new)
+        except ValueError:  # another drive on Windows: no relative path exists
+            return full
+
+    wedge = p.wedge
+    if isinstance(wedge, WeightVolume):
+        wedge = replace(wedge, filename=moved(wedge.filename))
+    return replace(p, filename=moved(p.filename), wedge=wedge)

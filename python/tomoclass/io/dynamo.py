@@ -35,7 +35,14 @@ about y from ymintilt to ymaxtilt. A tilt by +t (right-handed about +y) samples 
 plane ``kz = kx·tan t``, so the positive side ymaxtilt bounds the half ``kx·kz > 0``, which
 is PyTom's Angle1: ``Angle1 = 90 − ymaxtilt`` and ``Angle2 = 90 + ymintilt`` (= 90 − |ymintilt|;
 −60..+60 gives 30, 30). Cutoff radius and smoothing are not stored (read as 0). Other
-ftypes, rotated and double-tilt wedges are refused with a clear error.
+ftypes are refused with a clear error.
+
+Writing: a table holds only that tilt range. A tilt series is written as its tilt range
+(ftype 1; the per-tilt angles, exposure and CTF are dropped), a weight volume as ftype 0
+(the table cannot refer to a file), and a wedge's cutoff radius and smoothing are dropped:
+each with one :class:`~tomoclass.errors.TomoclassWarning` per written file, naming it and
+counting the particles. Rotated tilt axes and double-tilt wedges are refused with a clear
+error (a table has no way to express them, and a plain tilt range would be a different wedge).
 Classes are numbers: a particle without class is written as class 0 (and read back as "0").
 """
 
@@ -50,11 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tomoclass.errors import TomoclassError
+from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.geometry import Rotation, Shift
 from tomoclass.io.files import PathLike, atomic_output
 from tomoclass.particles import Particle, ParticleList, PickPosition
-from tomoclass.wedge import SingleTiltWedge, Wedge
+from tomoclass.wedge import SingleTiltWedge, TiltSeries, Wedge, WeightVolume, tilt_range
 
 TAG, DX, TDROT, CC, FTYPE, YMIN, YMAX, TOMO, CLASS, X = 0, 3, 6, 9, 12, 13, 14, 19, 21, 23
 """0-based column indices (Dynamo's column number minus one)."""
@@ -164,24 +171,48 @@ def _wedge(row: np.ndarray) -> Wedge | None:
 def write_tbl(plist: ParticleList, path: PathLike) -> None:
     """Write ``plist`` as a Dynamo table atomically (columns and conventions: module docstring)."""
     name = os.fspath(path)
-    rows = _rows(name, plist)
+    rows, losses = _rows(name, plist)
     text = "".join(" ".join(_format(v) for v in row) + "\n" for row in rows)
     with atomic_output(name) as tmp, open(tmp, "w", encoding="ascii") as f:
         f.write(text)
+    if losses:
+        warnings.warn(_loss_message(name, losses), TomoclassWarning, stacklevel=2)
 
 
-def _rows(name: str, plist: ParticleList) -> np.ndarray:
+_LOSSES = {
+    "series": "{} with a tilt series written as its tilt range (ftype 1): the per-tilt "
+    "angles, exposure and CTF are dropped",
+    "volume": "{} with a weight volume (3-D CTF or weights file) written as ftype 0, no wedge: "
+    "Dynamo's table cannot hold it",
+    "edge": "{} with a wedge cutoff radius or smoothing written without them",
+}
+"""What each kind of loss drops (``{}``: the particles)."""
+
+
+def _loss_message(name: str, losses: dict[str, int]) -> str:
+    """One warning for all the sampling information a table could not hold."""
+    parts = [
+        text.format(f"{losses[kind]} particle{'s' if losses[kind] != 1 else ''}")
+        for kind, text in _LOSSES.items()
+        if losses.get(kind)
+    ]
+    return f"{name}: a Dynamo table holds only a tilt range; " + "; ".join(parts)
+
+
+def _rows(name: str, plist: ParticleList) -> tuple[np.ndarray, dict[str, int]]:
+    """The table's rows, and how many particles lost each kind of sampling information."""
     sources = [p._source for p in plist if isinstance(p._source, np.ndarray)]
     width = max([COLUMNS, *(len(s) for s in sources)])
     tags = _tags(plist)
     tomos = _tomo_numbers(plist)
     rows = np.zeros((len(plist), width))
+    losses: dict[str, int] = {}
     for i, p in enumerate(plist):
         try:
-            rows[i] = _row(p, width, tags[i], tomos)
+            rows[i] = _row(p, width, tags[i], tomos, losses)
         except TomoclassError as err:
             raise TomoclassError(f"{name}: particle {i}: {err}") from None
-    return rows
+    return rows, losses
 
 
 def _tags(plist: ParticleList) -> list[int]:
@@ -205,8 +236,11 @@ def _tomo_numbers(plist: ParticleList) -> dict[str, int]:
     return numbers
 
 
-def _row(p: Particle, width: int, tag: int, tomos: dict[str, int]) -> np.ndarray:
-    """One table row: the source row updated where the particle changed, or a new row."""
+def _row(
+    p: Particle, width: int, tag: int, tomos: dict[str, int], losses: dict[str, int]
+) -> np.ndarray:
+    """One table row: the source row updated where the particle changed, or a new row;
+    ``losses`` counts what a written wedge loses."""
     source = p._source if isinstance(p._source, np.ndarray) else None
     before = _particle(source) if source is not None else None
     row = np.zeros(width)
@@ -224,7 +258,10 @@ def _row(p: Particle, width: int, tag: int, tomos: dict[str, int]) -> np.ndarray
         row[X : X + 3] = (pick.x, pick.y, pick.z)
         row[TOMO] = tomos[pick.origin]
     if before is None or before.wedge != p.wedge:
-        row[FTYPE : YMAX + 1] = _wedge_columns(p.wedge)
+        columns, loss = _wedge_columns(p.wedge)
+        row[FTYPE : YMAX + 1] = columns
+        if loss is not None:
+            losses[loss] = losses.get(loss, 0) + 1
     if before is None or before.score != p.score:
         row[CC] = 0.0 if p.score is None else p.score
     if before is None or before.class_name != p.class_name:
@@ -232,16 +269,23 @@ def _row(p: Particle, width: int, tag: int, tomos: dict[str, int]) -> np.ndarray
     return row
 
 
-def _wedge_columns(wedge: Wedge | None) -> tuple[float, float, float]:
-    """``(ftype, ymintilt, ymaxtilt)`` of a wedge."""
+def _wedge_columns(wedge: Wedge | None) -> tuple[tuple[float, float, float], str | None]:
+    """``(ftype, ymintilt, ymaxtilt)`` of a wedge, and the kind of information it loses
+    (a key of ``_LOSSES``, or None)."""
     if wedge is None:
-        return 0.0, 0.0, 0.0
-    if not isinstance(wedge, SingleTiltWedge) or wedge.tilt_axis_rotation != Rotation():
+        return (0.0, 0.0, 0.0), None
+    if isinstance(wedge, WeightVolume):
+        return (0.0, 0.0, 0.0), "volume"
+    rotated = isinstance(wedge, SingleTiltWedge) and wedge.tilt_axis_rotation != Rotation()
+    if rotated or not isinstance(wedge, (SingleTiltWedge, TiltSeries)):
         raise TomoclassError(
             "a Dynamo table holds only single-tilt wedges about y (ftype 1); "
             "double-tilt wedges and rotated tilt axes cannot be written to it"
         )
-    return 1.0, wedge.angle2 - 90.0, 90.0 - wedge.angle1
+    lo, hi = tilt_range(wedge)  # type: ignore[misc]
+    if isinstance(wedge, TiltSeries):
+        return (1.0, lo, hi), "series"
+    return (1.0, lo, hi), "edge" if wedge.cutoff_radius or wedge.smooth else None
 
 
 def _class_number(label: str | None) -> int:

@@ -20,6 +20,39 @@ Wedges are also read as a bare ``<SingleTiltWedge>``, the old ``<WedgeInfo Angle
 ``SingleTiltWedge`` (missing ``TiltAxisRotation`` = identity, missing ``Smooth`` = 0, missing
 ``CutoffRadius`` = 0). A missing Rotation or Shift is identity / zero, as in PyTom.
 
+Weight volumes (:class:`~tomoclass.wedge.WeightVolume`; file layouts in
+:mod:`tomoclass.io.weights`), written inside ``<Wedge Type="...">`` as PyTom does:
+
+* ``<Wedge3dCTF Filename="..." CtfMaxResolution="6.7"/>`` (PyTom's 3-D CTF, e.g. from
+  ``star2pl``): ``kind="ctf"``, ``ctf_max_resolution`` kept as read. PyTom's reader requires
+  ``CtfMaxResolution`` (``float()`` without a default, structures.py 1602), so it is always
+  written, ``0.0`` (PyTom's default) when unknown. tomoclass's own attribute
+  ``CtfDataArePremultiplied="1"`` marks RELION 4/5 weights (CTF² of premultiplied data);
+  PyTom ignores it, and has no such mode.
+* ``<GeneralWedge Filename="..."/>``: ``kind="general"``.
+
+Bare ``<Wedge3dCTF>`` is read too (PyTom's ``Wedge.fromXML`` accepts it, basic 918; its
+``Particle.fromXML`` does not look for it, 2079-2087). A relative ``Filename`` is relative to
+the list's folder, like the particle's, and is rebased with it when the list is written
+elsewhere.
+
+Tilt series (:class:`~tomoclass.wedge.TiltSeries`) have no PyTom element. A particle with one
+gets PyTom's best approximation, the ``SingleTiltWedge`` of the series' tilt range
+(:func:`~tomoclass.wedge.tilt_range_wedge`, no cutoff, no smoothing), and next to it
+tomoclass's own element, which holds every tilt (attributes only where set)::
+
+    <TiltSeries Name="TS_01" Voltage="300.0" Cs="2.7" AmplitudeContrast="0.07" PixelSize="...">
+      <Tilt Angle="-60.0" XTilt="..." Exposure="..." Defocus="..." Scale="..." Bfactor="..."/>
+      ...
+    </TiltSeries>
+
+When reading, a ``<TiltSeries>`` takes precedence over the particle's ``<Wedge>``. PyTom's
+``Particle.fromXML`` looks up each child it knows by name, ``xpath('Rotation')``, ``'Shift'``,
+``'InfoGUI'``, ``'PickPosition'``, the wedge tags, ``'Class'``, ``'Score'``, and nothing else
+(SBC-Utrecht/PyTom 4089d5d ``pytom/basic/structures.py`` 2047-2102, wedge lookup 2079-2089;
+``pytom/agnostic/structures.py`` 2066-2121): it uses the ``<Wedge>``, ignores ``<TiltSeries>``,
+and drops it if it rewrites the list (``Particle.toXML``, basic 2001-2023).
+
 No loss: each particle keeps its original element. Writing copies it and changes only what
 changed: attributes whose parsed value is unchanged keep their text, unknown elements and
 attributes stay. Particles that came from elsewhere (STAR, tbl, memory) are written in
@@ -44,10 +77,49 @@ from tomoclass.errors import TomoclassError
 from tomoclass.geometry import Rotation, Shift
 from tomoclass.io.files import PathLike, atomic_output
 from tomoclass.particles import Particle, ParticleList, PickPosition
-from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, Wedge
+from tomoclass.wedge import (
+    DoubleTiltWedge,
+    SingleTiltWedge,
+    TiltSeries,
+    Wedge,
+    WeightVolume,
+    tilt_range,
+    tilt_range_wedge,
+)
 
-_WEDGE_TAGS = ("Wedge", "SingleTiltWedge", "WedgeInfo", "DoubleTiltWedge", "GeneralWedge")
-"""Where PyTom looks for a particle's wedge, in its order."""
+_WEDGE_TAGS = (
+    "Wedge",
+    "SingleTiltWedge",
+    "WedgeInfo",
+    "DoubleTiltWedge",
+    "GeneralWedge",
+    "Wedge3dCTF",
+)
+"""Where PyTom looks for a particle's wedge, in its order (bare Wedge3dCTF: tomoclass only)."""
+
+_VOLUME_TAGS = {"ctf": "Wedge3dCTF", "general": "GeneralWedge"}
+"""PyTom's element of each weight-volume kind."""
+
+PREMULTIPLIED = "CtfDataArePremultiplied"
+"""tomoclass's attribute of a weight volume whose data were multiplied by the CTF."""
+
+_SERIES_ATTRIBUTES = (
+    ("voltage", "Voltage"),
+    ("cs", "Cs"),
+    ("amplitude_contrast", "AmplitudeContrast"),
+    ("pixel_size", "PixelSize"),
+)
+"""``<TiltSeries>`` attributes of :class:`TiltSeries` fields, in written order."""
+
+_TILT_ATTRIBUTES = (
+    ("angles", "Angle"),
+    ("x_tilts", "XTilt"),
+    ("exposure", "Exposure"),
+    ("defocus", "Defocus"),
+    ("scale", "Scale"),
+    ("bfactor", "Bfactor"),
+)
+"""``<Tilt>`` attributes of :class:`TiltSeries` per-tilt fields, in written order."""
 
 
 class _Invalid(ValueError):
@@ -112,7 +184,7 @@ def _particle(element: ET.Element) -> Particle:
         rotation=_rotation(element.find("Rotation")),
         shift=_shift(element.find("Shift")),
         pick_position=_pick_position(element.find("PickPosition")),
-        wedge=_wedge(_find_wedge(element)),
+        wedge=_sampling(element),
         score=_score(element.find("Score")),
         class_name=_class_name(element.find("Class")),
         _source=element,
@@ -167,6 +239,14 @@ def _class_name(element: ET.Element | None) -> str | None:
     return None if element is None else element.get("Name")
 
 
+def _sampling(particle: ET.Element) -> Wedge | None:
+    """The particle's ``<TiltSeries>`` if it has one, else its wedge."""
+    series = particle.find("TiltSeries")
+    if series is not None:
+        return _tilt_series(series)
+    return _wedge(_find_wedge(particle))
+
+
 def _find_wedge(particle: ET.Element) -> ET.Element | None:
     """The particle's wedge element, looked up as PyTom does."""
     for tag in _WEDGE_TAGS:
@@ -196,8 +276,13 @@ def _wedge(element: ET.Element | None) -> Wedge | None:
         return _single_tilt_wedge(body)
     if kind == "DoubleTiltWedge":
         return _double_tilt_wedge(body)
+    if kind == "Wedge3dCTF":
+        return _weight_volume(body, "ctf")
+    if kind == "GeneralWedge":
+        return _weight_volume(body, "general")
     raise _Invalid(
-        f"unknown wedge type {kind!r} (tomoclass reads SingleTiltWedge, WedgeInfo, DoubleTiltWedge)"
+        f"unknown wedge type {kind!r} (tomoclass reads SingleTiltWedge, WedgeInfo, "
+        "DoubleTiltWedge, Wedge3dCTF, GeneralWedge)"
     )
 
 
@@ -227,6 +312,51 @@ def _double_tilt_wedge(element: ET.Element) -> DoubleTiltWedge:
     if len(singles) != 2:
         raise _Invalid(f"DoubleTiltWedge needs two <SingleTiltWedge>, found {len(singles)}")
     return DoubleTiltWedge(_single_tilt_wedge(singles[0]), _single_tilt_wedge(singles[1]))
+
+
+def _flag(element: ET.Element, name: str) -> bool:
+    """A boolean attribute (``1``/``true`` or ``0``/``false``; absent = false)."""
+    text = element.get(name)
+    if text is None or text.strip().lower() in ("0", "false"):
+        return False
+    if text.strip().lower() in ("1", "true"):
+        return True
+    raise _Invalid(f'<{element.tag} {name}="{text}">: expected 1 or 0')
+
+
+def _weight_volume(element: ET.Element, kind: str) -> WeightVolume:
+    """``<Wedge3dCTF>`` (``kind`` ``"ctf"``) or ``<GeneralWedge>`` (``"general"``)."""
+    filename = element.get("Filename")
+    if not filename:
+        raise _Invalid(f"<{element.tag}> has no Filename attribute")
+    resolution = None
+    if kind == "ctf" and element.get("CtfMaxResolution") is not None:
+        resolution = _number(element, "CtfMaxResolution")
+    return WeightVolume(
+        filename,
+        premultiplied=_flag(element, PREMULTIPLIED),
+        kind=kind,
+        ctf_max_resolution=resolution,
+    )
+
+
+def _tilt_series(element: ET.Element) -> TiltSeries:
+    """tomoclass's ``<TiltSeries>``: one ``<Tilt>`` per image, optional per-tilt values."""
+    tilts = element.findall("Tilt")
+    if not tilts:
+        raise _Invalid("<TiltSeries> holds no <Tilt> element")
+    values: dict[str, Any] = {}
+    for field, name in _TILT_ATTRIBUTES:
+        given = sum(tilt.get(name) is not None for tilt in tilts)
+        if field != "angles" and given == 0:
+            continue
+        if 0 < given < len(tilts):
+            raise _Invalid(f"<TiltSeries>: {name} is given for {given} of {len(tilts)} tilts")
+        values[field] = tuple(_number(tilt, name) for tilt in tilts)
+    for field, name in _SERIES_ATTRIBUTES:
+        if element.get(name) is not None:
+            values[field] = _number(element, name)
+    return TiltSeries(name=element.get("Name", ""), **values)
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -340,16 +470,43 @@ def _update_pick_position(element: ET.Element, pick: PickPosition | None) -> Non
 
 
 def _update_wedge(element: ET.Element, wedge: Wedge | None) -> None:
+    """Replace the wedge and tilt-series elements (in their old place), or update a weight
+    volume's element in place when it already is one of the same kind."""
     old = _find_wedge(element)
-    new = None if wedge is None else wedge_element(wedge)
-    if old is None:
-        if new is not None:
-            element.append(new)
-        return
-    index = list(element).index(old)
-    element.remove(old)
-    if new is not None:
-        element.insert(index, new)
+    series = element.find("TiltSeries")
+    if series is None and old is not None and isinstance(wedge, WeightVolume):
+        if _update_volume(old, wedge):
+            return
+    olds = [e for e in (old, series) if e is not None]
+    children = list(element)
+    index = min((children.index(e) for e in olds), default=len(children))
+    for e in olds:
+        element.remove(e)
+    for offset, new in enumerate(wedge_elements(wedge)):
+        element.insert(index + offset, new)
+
+
+def _update_volume(old: ET.Element, volume: WeightVolume) -> bool:
+    """Update ``old`` (a wedge element) to ``volume`` if it is PyTom's element of the same
+    kind, keeping its other attributes; False if it is not."""
+    body = old
+    if old.tag == "Wedge":
+        inner = _elements(old)
+        if not inner:
+            return False
+        body = inner[0]
+    tag = _VOLUME_TAGS[volume.kind]
+    if old.get("Type", body.tag) != tag or body.tag != tag:
+        return False
+    body.set("Filename", volume.filename)
+    if volume.kind == "ctf":
+        _set_number(body, "CtfMaxResolution", volume.ctf_max_resolution or 0.0)
+    if volume.premultiplied:
+        if body.get(PREMULTIPLIED, "").strip().lower() not in ("1", "true"):
+            body.set(PREMULTIPLIED, "1")
+    elif PREMULTIPLIED in body.attrib:
+        del body.attrib[PREMULTIPLIED]
+    return True
 
 
 def _update_score(element: ET.Element, score: float | None) -> None:
@@ -382,8 +539,29 @@ _UPDATES: tuple[tuple[str, Callable[[ET.Element, Any], None]], ...] = (
 """Each modelled field and how to write it, in PyTom's child order."""
 
 
+def wedge_elements(wedge: Wedge | None) -> list[ET.Element]:
+    """The particle children that hold ``wedge``: its ``<Wedge>`` and, for a tilt series,
+    tomoclass's ``<TiltSeries>``."""
+    if wedge is None:
+        return []
+    if isinstance(wedge, TiltSeries):
+        return [wedge_element(wedge), tilt_series_element(wedge)]
+    return [wedge_element(wedge)]
+
+
 def wedge_element(wedge: Wedge) -> ET.Element:
-    """``<Wedge Type=...>`` in PyTom's layout for a single- or double-tilt wedge."""
+    """``<Wedge Type=...>`` in PyTom's layout (a tilt series as its :func:`pytom_wedge`)."""
+    if isinstance(wedge, TiltSeries):
+        wedge = pytom_wedge(wedge)
+    if isinstance(wedge, WeightVolume):
+        tag = _VOLUME_TAGS[wedge.kind]
+        outer = ET.Element("Wedge", Type=tag)
+        inner = ET.SubElement(outer, tag, Filename=wedge.filename)
+        if wedge.kind == "ctf":
+            inner.set("CtfMaxResolution", repr(float(wedge.ctf_max_resolution or 0.0)))
+        if wedge.premultiplied:
+            inner.set(PREMULTIPLIED, "1")
+        return outer
     if isinstance(wedge, DoubleTiltWedge):
         outer = ET.Element("Wedge", Type="DoubleTiltWedge")
         inner = ET.SubElement(outer, "DoubleTiltWedge")
@@ -405,4 +583,31 @@ def _single_element(wedge: SingleTiltWedge) -> ET.Element:
     axis = wedge.tilt_axis_rotation
     angles = {"Z1": axis.z1, "Z2": axis.z2, "X": axis.x}
     ET.SubElement(element, "TiltAxisRotation", {k: repr(float(v)) for k, v in angles.items()})
+    return element
+
+
+def pytom_wedge(series: TiltSeries) -> SingleTiltWedge:
+    """The wedge PyTom can read for a tilt series: that of its tilt range about y.
+
+    A range on one side of 0 would need a PyTom angle above 90; it is clipped to 90, the
+    closest wedge PyTom holds (a single image at 0° gives 90, 90: only the plane kz = 0).
+    """
+    lo, hi = tilt_range(series)  # type: ignore[misc]
+    if lo < hi and lo <= 0.0 <= hi:
+        return tilt_range_wedge(lo, hi)
+    return SingleTiltWedge(min(90.0, max(0.0, 90.0 - hi)), min(90.0, max(0.0, 90.0 + lo)))
+
+
+def tilt_series_element(series: TiltSeries) -> ET.Element:
+    """tomoclass's ``<TiltSeries>`` element (see the module docstring)."""
+    attrib = {"Name": series.name} if series.name else {}
+    for field, name in _SERIES_ATTRIBUTES:
+        value = getattr(series, field)
+        if value is not None:
+            attrib[name] = repr(float(value))
+    element = ET.Element("TiltSeries", attrib)
+    columns = [(name, getattr(series, field)) for field, name in _TILT_ATTRIBUTES]
+    for t in range(len(series.angles)):
+        tilt = {name: repr(float(values[t])) for name, values in columns if values is not None}
+        ET.SubElement(element, "Tilt", tilt)
     return element

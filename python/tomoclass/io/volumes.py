@@ -2,8 +2,10 @@
 
 Volumes are float32 numpy arrays indexed ``[z, y, x]`` (x runs fastest in the files), as
 mrcfile returns them. A 2-D image is returned as a volume with nz = 1. Voxel sizes are in
-Å. EM files carry no voxel size (PyTom writes none and the TOM header's pixel-size fields
-have no agreed unit), so :func:`read_voxel_size` returns None for them and
+Å. MRC files without the ``MAP `` identifier (as PyTom's ``write_mrc`` writes them,
+``pytom/agnostic/io.py`` 2125) are read when the rest of the header fits the file, with one
+warning per run. EM files carry no voxel size (PyTom writes none and the TOM header's
+pixel-size fields have no agreed unit), so :func:`read_voxel_size` returns None for them and
 :func:`write_volume` does not store one. NaN/Inf voxels are not rejected on reading; callers
 use :func:`check_finite`.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -20,7 +23,7 @@ import mrcfile
 import mrcfile.utils
 import numpy as np
 
-from tomoclass.errors import TomoclassError
+from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.io.em import read_em, read_em_header, write_em
 from tomoclass.io.files import PathLike, atomic_output
 
@@ -46,18 +49,58 @@ def volume_format(path: PathLike) -> Format:
     raise _fail(path, f"unknown volume file extension {suffix!r} (known: {known})")
 
 
+_NO_MAP_ID = "Map ID string not found"
+_warned_no_map_id: list[str] = []
+
+
+def _open_mrc(path: PathLike, mmap: bool, header_only: bool, permissive: bool):
+    if mmap:
+        return mrcfile.mmap(path, mode="r", permissive=permissive)
+    return mrcfile.open(path, mode="r", permissive=permissive, header_only=header_only)
+
+
+def _without_map_id(path: PathLike, mmap: bool, header_only: bool):
+    """An MRC file whose header lacks only the ``MAP `` id (PyTom's ``write_mrc``): opened
+    permissively if its data fill the file exactly; else the usual error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        handle = _open_mrc(path, mmap, header_only, permissive=True)
+    header = handle.header
+    try:
+        shape = mrcfile.utils.data_shape_from_header(header)
+        itemsize = mrcfile.utils.data_dtype_from_header(header).itemsize
+        expected = header.nbytes + int(header.nsymbt) + int(np.prod(shape)) * itemsize
+    except (ValueError, OverflowError):
+        expected = -1
+    if expected != os.path.getsize(path) or (not header_only and handle.data is None):
+        handle.close()
+        raise ValueError(f"{_NO_MAP_ID}, and the header does not fit the file")
+    if not _warned_no_map_id:
+        _warned_no_map_id.append(os.fspath(path))
+        warnings.warn(
+            f"{os.fspath(path)}: MRC header without the 'MAP ' id (as PyTom's write_mrc "
+            "writes it); read anyway (said once)",
+            TomoclassWarning,
+            stacklevel=5,
+        )
+    return handle
+
+
 @contextlib.contextmanager
 def _mrc(
     path: PathLike, *, mmap: bool = False, header_only: bool = False
 ) -> Iterator[mrcfile.mrcfile.MrcFile]:
-    """Open an MRC file read-only and strictly; errors become :class:`TomoclassError`."""
+    """Open an MRC file read-only and strictly (but see the module docstring on files
+    without the ``MAP`` id); errors become :class:`TomoclassError`."""
     if not os.path.exists(path):
         raise _fail(path, "no such file")
     try:
-        if mmap:
-            handle = mrcfile.mmap(path, mode="r", permissive=False)
-        else:
-            handle = mrcfile.open(path, mode="r", permissive=False, header_only=header_only)
+        try:
+            handle = _open_mrc(path, mmap, header_only, permissive=False)
+        except ValueError as err:
+            if _NO_MAP_ID not in str(err):
+                raise
+            handle = _without_map_id(path, mmap, header_only)
         with handle as mrc:
             yield mrc
     except (ValueError, EOFError, OverflowError) as err:
