@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from tomoclass import __version__
 from tomoclass.cli.ccc import add_ccc
 from tomoclass.cli.classes import add_average, add_merge, add_select_split
-from tomoclass.cli.common import Formatter
+from tomoclass.cli.common import Formatter, show_warnings
 from tomoclass.cli.cpca import add_cpca
 from tomoclass.cli.data import add_convert, add_demo, add_report, add_simulate
 from tomoclass.cli.mco import add_job, add_mco_commands
@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--threads must be >= 1, got {threads}")
         os.environ["RAYON_NUM_THREADS"] = str(threads)  # read when the core's pool starts
     try:
+        from tomoclass.parallel import world
+
+        show_warnings(world())
         args.run(args)
     except TomoclassError as exc:
         print(f"tomoclass: error: {exc}", file=sys.stderr)

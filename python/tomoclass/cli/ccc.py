@@ -9,7 +9,9 @@ from pathlib import Path
 from tomoclass.cli.common import (
     Formatter,
     add_memory,
+    add_sampling,
     progress_bar,
+    read_particles,
     writable_folder,
 )
 from tomoclass.errors import TomoclassError
@@ -19,13 +21,12 @@ from tomoclass.io.files import output_group
 def _run_ccc(args: argparse.Namespace) -> None:
     import time
 
-    from tomoclass.io import read_particle_list
     from tomoclass.parallel import world
 
     comm = world()
     out = writable_folder(args.output)
     started = time.perf_counter()
-    plist = read_particle_list(args.particles)
+    plist = read_particles(args)
     checkpoint = out / ".ccc_checkpoint"
     if args.landmarks is not None:
         written, where = _ccc_landmarks(args, plist, comm, checkpoint), ""
@@ -136,4 +137,5 @@ def add_ccc(sub: argparse._SubParsersAction) -> None:
         help="only the N×M block against M random landmarks, for a Nyström CPCA",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the landmark choice")
+    add_sampling(p)
     p.set_defaults(run=_run_ccc)

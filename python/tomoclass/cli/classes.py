@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tomoclass.cli.common import (
     Formatter,
+    add_sampling,
+    read_particles,
     writable_folder,
     write_text,
 )
@@ -17,12 +19,11 @@ from tomoclass.io.files import output_group
 
 def _run_average(args: argparse.Namespace) -> None:
     from tomoclass.average import class_averages, write_averages
-    from tomoclass.io import read_particle_list
     from tomoclass.parallel import world
 
     comm = world()
     writable_folder(Path(args.output).parent)
-    plist = read_particle_list(args.particles)
+    plist = read_particles(args)
     averages = class_averages(
         plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor, comm=comm
     )
@@ -50,7 +51,9 @@ def add_average(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="prefix of the output files")
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
     p.add_argument("-f", "--lowpass", type=float, help="low-pass radius, Fourier voxels")
-    p.add_argument("--floor", type=float, default=0.05, help="wedge-sum floor per particle")
+    p.add_argument("--floor", type=float, default=0.05,
+                   help="floor of the weight sum, as a fraction of its largest value")  # fmt: skip
+    add_sampling(p)
     p.set_defaults(run=_run_average)
 
 
@@ -108,12 +111,12 @@ def _run_merge(args: argparse.Namespace) -> None:
     from tomoclass.average import class_averages, read_averages, write_averages
     from tomoclass.features import box_size
     from tomoclass.fourier import frequency_radius
-    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.io import write_particle_list
     from tomoclass.mask import load_mask, spherical_mask
     from tomoclass.merge import dendrogram_png, merge_plan
 
     writable_folder(args.output.absolute().parent)
-    plist = read_particle_list(args.particles)
+    plist = read_particles(args)
     if all(name is None for name in plist.class_names()):
         raise TomoclassError(f"{args.particles}: the list has no classes to merge")
     box = box_size(plist)
@@ -167,4 +170,5 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
                    help="reuse existing averages PREFIX_<k>.em (else computed)")  # fmt: skip
     p.add_argument("-f", "--lowpass", type=float, default=0.25,
                    help="band of the comparison, Fourier voxels (below 1: of the box)")  # fmt: skip
+    add_sampling(p)
     p.set_defaults(run=_run_merge)

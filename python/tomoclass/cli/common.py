@@ -100,6 +100,102 @@ def write_table(stem: Path, values) -> None:
     write_text(stem.with_suffix(".csv"), text)
 
 
+def tilt_range_text(text: str) -> tuple[float, float]:
+    """``MIN:MAX`` degrees, e.g. ``-60:60``."""
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a tilt range looks like -60:60 (min:max degrees), got {text!r}"
+        ) from None
+    if not -90 <= lo < hi <= 90:
+        raise argparse.ArgumentTypeError(f"tilt range {text}: needs -90 <= MIN < MAX <= 90")
+    return lo, hi
+
+
+def add_sampling(p: argparse.ArgumentParser) -> None:
+    """The options that give particles their missing wedge when the list does not."""
+    group = p.add_argument_group(
+        "missing wedge",
+        "for particles whose list does not say how they were sampled (a PyTom list carries\n"
+        "its wedges, a Warp or RELION list its CTF volumes in rlnCtfImage)",
+    )
+    group.add_argument("--tilt-range", type=tilt_range_text, metavar="MIN:MAX",
+                       help="tilt range about y in degrees, e.g. -60:60")  # fmt: skip
+    group.add_argument(
+        "--tomograms", type=Path, metavar="STAR",
+        help="RELION 4/5 tomograms.star: each particle gets its tomogram's tilt series "
+        "(angles, exposure, defocus)",
+    )  # fmt: skip
+    group.add_argument("--wedge-list", type=Path, metavar="STAR",
+                       help="STOPGAP wedge list: each particle gets its tilt series")  # fmt: skip
+    group.add_argument(
+        "--subtomo-name", metavar="PREFIX",
+        help="STOPGAP motive list: subtomogram name prefix, relative to the list's folder "
+        "(default: found in subtomograms/)",
+    )  # fmt: skip
+
+
+def sampling_options(args: argparse.Namespace) -> dict:
+    """The sampling options of :func:`add_sampling` as ``read_particle_list`` takes them."""
+    return {"tomograms": args.tomograms, "wedge_list": args.wedge_list,
+            "tilt_range": args.tilt_range, "subtomo_name": args.subtomo_name}  # fmt: skip
+
+
+def read_particles(args: argparse.Namespace, path: Path | None = None, plist=None):
+    """The particle list ``path`` (default ``args.particles``; or ``plist``, read already)
+    with the sampling options applied, and one warning line if particles still have no
+    sampling information: they would be classified as if fully sampled."""
+    from tomoclass.io import read_particle_list
+    from tomoclass.io.particle_lists import fill_sampling
+
+    path = args.particles if path is None else path
+    if plist is None:
+        plist = read_particle_list(path, **sampling_options(args))
+    else:
+        options = sampling_options(args)
+        options.pop("subtomo_name")
+        plist = fill_sampling(plist, **options)
+    missing = sum(w is None for w in plist.wedges())
+    if missing:
+        warn(
+            f"{path}: {missing} of {len(plist)} particles carry no missing wedge or CTF and "
+            "are classified as if fully sampled; give --tilt-range MIN:MAX, --tomograms "
+            "tomograms.star (RELION) or --wedge-list wedgelist.star (STOPGAP)"
+        )
+    return plist
+
+
+def warn(message: str) -> None:
+    """One warning line ``tomoclass: warning: …`` (see :func:`show_warnings`)."""
+    import warnings
+
+    from tomoclass.errors import TomoclassWarning
+
+    warnings.warn(message, TomoclassWarning, stacklevel=2)
+
+
+def show_warnings(comm) -> None:
+    """Print tomoclass's warnings as one line ``tomoclass: warning: …`` on rank 0 only, and
+    leave out the library's own warning about particles without sampling (the command
+    line says it once, naming the list and the options)."""
+    import warnings
+
+    from tomoclass.errors import TomoclassWarning, UnsampledWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, TomoclassWarning):
+            original(message, category, filename, lineno, file, line)
+        elif comm.rank == 0:
+            print(f"tomoclass: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    warnings.filterwarnings("default", category=TomoclassWarning)
+    warnings.filterwarnings("ignore", category=UnsampledWarning)  # checked first
+
+
 def positive_int(text: str, name: str) -> int:
     try:
         value = int(text)

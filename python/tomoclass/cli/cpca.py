@@ -8,8 +8,10 @@ from pathlib import Path
 from tomoclass import __version__
 from tomoclass.cli.common import (
     Formatter,
+    add_sampling,
     merge_oversampled,
     positive_int,
+    read_particles,
     writable_folder,
     write_table,
     write_text,
@@ -29,7 +31,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
     from tomoclass.average import class_averages, write_averages
     from tomoclass.ccc import LandmarkBlock, read_matrix
     from tomoclass.cpca import cpca
-    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.io import write_particle_list
     from tomoclass.parallel import world
 
     started = time.perf_counter()
@@ -38,7 +40,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
     for place in {args.output.parent, Path(prefix).parent}:
         writable_folder(place)
     writable_folder(folder, create=True)
-    plist = read_particle_list(args.particles)
+    plist = read_particles(args)
     matrix = read_matrix(args.ccc)
     rows = len(matrix.block) if isinstance(matrix, LandmarkBlock) else len(matrix)
     if rows != len(plist):
@@ -124,4 +126,5 @@ def add_cpca(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
     p.add_argument("--oversample", type=int, default=1,
                    help="classify into NCLASS x this many, then merge to NCLASS")  # fmt: skip
+    add_sampling(p)
     p.set_defaults(run=_run_cpca)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from tomoclass.cli.common import (
     Formatter,
+    add_sampling,
     progress_bar,
     publish_folder,
+    sampling_options,
     write_table,
     write_text,
 )
@@ -113,6 +115,18 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_simulate(args: argparse.Namespace) -> None:
     from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 
+    layout = args.layout
+    options = {"pixel_size": "--pixel-size", "defoci": "--defocus", "dose_per_tilt": "--dose"}
+    physics = {k: getattr(args, k) for k in options if getattr(args, k, None) is not None}
+    if layout == "pytom" and physics:
+        given = ", ".join(options[k] for k in physics)
+        raise TomoclassError(f"{given}: only for --layout warp or relion (tilt series with CTFs)")
+    fmt = getattr(args, "format", None)
+    if layout != "pytom" and fmt not in (None, "mrc"):
+        raise TomoclassError(
+            f"--layout {layout} writes MRC files as {layout} does, not --format {fmt}"
+        )
+    max_shift = getattr(args, "max_shift", 0.0 if layout == "warp" else 2.0)
     config = SimulationConfig(
         n_particles=args.particles,
         n_classes=args.classes,
@@ -120,17 +134,21 @@ def _run_simulate(args: argparse.Namespace) -> None:
         snr=args.snr,
         fractions=args.fractions,
         tilt_ranges=args.tilt_ranges,
-        max_shift=args.max_shift,
+        max_shift=max_shift,
         angular_error=args.angular_error,
         shift_error=args.shift_error,
         seed=args.seed,
+        **{k: tuple(v) if k == "defoci" else v for k, v in physics.items()},
     )
-    config.check()  # before creating anything
+    config.check(layout)  # before creating anything
     sim = simulate_particles(config)
-    publish_folder(lambda work: write_simulation(sim, work, fmt=args.format), args.directory)
+    publish_folder(lambda work: write_simulation(sim, work, fmt=fmt, layout=layout), args.directory)
     counts = ", ".join(f"class {k}: {int((sim.labels == k).sum())}" for k in range(args.classes))
     print(f"wrote {args.particles} particles ({counts}) to {args.directory}")
-    print(f"  list: {args.directory / 'particles.xml'}   truth: {args.directory / 'truth.csv'}")
+    listed = "particles.xml" if layout == "pytom" else "particles.star"
+    print(f"  list: {args.directory / listed}   truth: {args.directory / 'truth.csv'}")
+    if layout == "relion":
+        print(f"  tomograms: {args.directory / 'tomograms.star'}")
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -143,7 +161,15 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
             "position in each class: random rotations and shifts, white noise at the given SNR,\n"
             "then the missing wedge of one of several tomograms. Writes particles/, the PyTom\n"
             "list particles.xml, mask.em, class_<k>_reference.em and truth.csv.\n\n"
-            "example:\n  tomoclass simulate sim --particles 300 --classes 3 --snr 0.05 --seed 1"
+            "--layout warp or relion writes instead what Warp (ts_export_particles --3d) or\n"
+            "RELION 5 (relion_tomo_subtomo) would have made of dose-symmetric tilt series with\n"
+            "CTFs (one tilt series per tilt range, 3 degree steps): subtomograms and per-particle\n"
+            "3-D CTFs or weights in their file names, folders and data types, particles.star\n"
+            "(RELION also tomograms.star), mask.mrc, class_<k>_reference.mrc and truth.csv.\n"
+            "Warp's STAR has no origins, so its particles are centred (no shifts). SNR is then\n"
+            "the variance of the noise-free data volume over that of its noise.\n\n"
+            "examples:\n  tomoclass simulate sim --particles 300 --classes 3 --snr 0.05 --seed 1\n"
+            "  tomoclass simulate sim_warp --layout warp --pixel-size 10 --defocus 3,5"
         ),
     )
     p.add_argument("directory", type=Path, help="new (or empty) output folder")
@@ -160,12 +186,52 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         default=list(DEFAULT_TILT_RANGES),
         help="tilt range of each simulated tomogram, min:max degrees, comma-separated",
     )
-    p.add_argument("--max-shift", type=float, default=2.0, help="largest shift, voxels")
+    p.add_argument(
+        "--max-shift",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="largest shift, voxels (default: 2; 0 with --layout warp)",
+    )
     p.add_argument(
         "--angular-error", type=float, default=0.0, help="alignment error in the list, degrees"
     )
     p.add_argument("--shift-error", type=float, default=0.0, help="shift error in the list, voxels")
-    p.add_argument("--format", choices=("em", "mrc"), default="em", help="volume file format")
+    p.add_argument(
+        "--format",
+        choices=("em", "mrc"),
+        default=argparse.SUPPRESS,
+        help="volume file format (default: em; warp and relion layouts write mrc)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=("pytom", "warp", "relion"),
+        default="pytom",
+        help="whose files to write: PyTom's particles and list, Warp's or RELION 5's",
+    )
+    layouts = p.add_argument_group("warp and relion layouts")
+    layouts.add_argument(
+        "--pixel-size",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="Å",
+        help="Å per voxel (default: 8)",
+    )
+    layouts.add_argument(
+        "--defocus",
+        dest="defoci",
+        type=floats,
+        default=argparse.SUPPRESS,
+        metavar="µm,…",
+        help="defocus of each tomogram in turn, µm underfocus (default: 2.5,3.5,4.5,6)",
+    )
+    layouts.add_argument(
+        "--dose",
+        dest="dose_per_tilt",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="e/Å²",
+        help="exposure per tilt image, e/Å² (default: 3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
     p.set_defaults(run=_run_simulate)
 
@@ -198,7 +264,9 @@ def _run_convert(args: argparse.Namespace) -> None:
 
     if Path(args.input).absolute() == Path(args.output).absolute():
         raise TomoclassError(f"{args.output}: output is the input file")
-    convert_particle_list(args.input, args.output, pixel_size=args.pixel_size)
+    convert_particle_list(
+        args.input, args.output, pixel_size=args.pixel_size, **sampling_options(args)
+    )
     print(f"wrote {args.output}")
 
 
@@ -208,10 +276,18 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
         help="convert particle lists between PyTom XML, RELION STAR and Dynamo tbl",
         formatter_class=Formatter,
         description=(
-            "Convert a particle list; formats follow the extensions (.xml, .star, .tbl).\n"
-            "Rotations are converted between the packages' Euler conventions and shifts\n"
-            "between voxels and Å (STAR).\n\n"
-            "example:\n  tomoclass convert particles.xml particles.star --pixel-size 13.6"
+            "Convert a particle list; formats follow the extensions (.xml, .star, .tbl; a\n"
+            "STOPGAP motive list .star is read too). Rotations are converted between the\n"
+            "packages' Euler conventions and shifts between voxels and Å (STAR).\n\n"
+            "Signs: a STAR origin is RELION's (3dem/relion particle_set.cpp: the particle\n"
+            "sits at coordinate - origin), so a PyTom shift is -origin / pixel size.\n"
+            "PyTom's own star2pl/pl2star use +origin: lists they converted have the\n"
+            "opposite shifts.\n\n"
+            "Missing wedges survive: PyTom wedges and tilt series go to STAR in tomoclass's\n"
+            "columns, CTF volumes as rlnCtfImage; Dynamo tables keep only a tilt range (with\n"
+            "a warning). The options below give particles without one their missing wedge.\n\n"
+            "examples:\n  tomoclass convert particles.xml particles.star --pixel-size 13.6\n"
+            "  tomoclass convert particles.star particles.xml --tomograms tomograms.star"
         ),
     )
     p.add_argument("input", type=Path, help="particle list to read")
@@ -221,4 +297,5 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="Å per voxel for STAR shifts (default: the STAR file's, else 1)",
     )
+    add_sampling(p)
     p.set_defaults(run=_run_convert)

@@ -11,10 +11,12 @@ from tomoclass import __version__
 from tomoclass.cli.common import (
     Formatter,
     add_memory,
+    add_sampling,
     check_new_folder,
     merge_oversampled,
     progress_bar,
     publish_folder,
+    read_particles,
     write_text,
 )
 from tomoclass.errors import TomoclassError
@@ -25,14 +27,14 @@ _MCO_REQUIRED = {"particles": "-p", "mask": "-m", "classes": "-c", "destination"
 _AC_REQUIRED = {"start_temperature": "--start-temperature", "annealing_step": "--annealing-step"}
 
 
-def _mco_settings(args: argparse.Namespace, read_particle_list):
+def _mco_settings(args: argparse.Namespace):
     """The particle list of an MCO run; with ``-j`` the job file's settings fill ``args``."""
     if args.job is None:
         required = {**_MCO_REQUIRED, **(_AC_REQUIRED if args.command == "mco-ac" else {})}
         missing = [flag for key, flag in required.items() if getattr(args, key) is None]
         if missing:
             raise TomoclassError(f"give -j JOB.xml or {', '.join(missing)}")
-        return read_particle_list(args.particles)
+        return read_particles(args)
     from tomoclass.io.pytom_job import read_mco_job
 
     job = read_mco_job(args.job)
@@ -48,16 +50,15 @@ def _mco_settings(args: argparse.Namespace, read_particle_list):
         args.start_temperature, args.annealing_step = job.start_temperature, job.annealing_step
         args.local_search_increment = job.local_search_increment
         args.temperature, args.criterion = job.temperature, job.criterion
-    return job.particles
+    return read_particles(args, args.job, job.particles)
 
 
 def _run_job(args: argparse.Namespace) -> None:
-    from tomoclass.io import read_particle_list
     from tomoclass.io.pytom_job import MCOJob, write_mco_job
 
     annealing = args.kind == "ac"
     job = MCOJob(
-        kind=args.kind, particles=read_particle_list(args.particles),
+        kind=args.kind, particles=read_particles(args),
         mask=args.mask.absolute(), destination=args.destination.absolute(),
         classes=args.classes, iterations=args.iterations, end_threshold=args.end_threshold,
         binning=args.binning, lowest_frequency=args.lowest_frequency,
@@ -157,13 +158,13 @@ def _run_mco(args: argparse.Namespace) -> None:
     import time
 
     from tomoclass.average import class_averages, write_averages
-    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.io import write_particle_list
     from tomoclass.mco import mco_ac, mco_exmx
     from tomoclass.parallel import world
 
     comm = world()
     started = time.perf_counter()
-    plist = _mco_settings(args, read_particle_list)
+    plist = _mco_settings(args)
     check_new_folder(args.destination)  # now, not after the whole run
     annealing = args.command == "mco-ac"
     step_name = "round" if annealing else "iteration"
@@ -302,6 +303,7 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
                        help="sigma: T x std of all scores; annealing: T as is")  # fmt: skip
         p.add_argument("--criterion", choices=("metropolis", "threshold"), default="metropolis",
                        help="acceptance of a jump to a worse class")  # fmt: skip
+    add_sampling(p)
 
 
 def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str) -> None:
