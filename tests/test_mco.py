@@ -13,7 +13,13 @@ from tomoclass.cli import main
 from tomoclass.features import ParticleStack
 from tomoclass.io import read_particle_list
 from tomoclass.mask import spherical_mask
-from tomoclass.mco import exmx_iterations, mco_exmx, random_labels, reseed_empty
+from tomoclass.mco import (
+    exmx_iterations,
+    leave_one_out_scores,
+    mco_exmx,
+    random_labels,
+    reseed_empty,
+)
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import SimulationConfig, simulate_particles
 
@@ -52,6 +58,17 @@ def test_class_means_and_scores_match_the_spec_formula():
             energy = np.sum(herm * np.abs(fc[i]) ** 2)
             den = np.sqrt(energy * np.sum(herm * w[i] ** 2 * np.abs(a[k]) ** 2))
             assert abs(scores[i, k] - num / den) < 1e-5
+
+
+def test_leave_one_out_scores_drop_only_the_particle_itself():
+    f, w, herm = random_features()
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 0, 1])
+    loo = leave_one_out_scores(f, w, herm, labels, 3)
+    for i in range(len(f)):
+        others = np.delete(np.arange(len(f)), i)
+        means, _ = _core.mco_class_means(f[others], w[others], labels[others].tolist(), 3, 0.05)
+        want = _core.mco_scores(f[i : i + 1], w[i : i + 1], herm, means)[0]
+        np.testing.assert_allclose(loo[i], want, atol=2e-5)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from conftest import asymmetric_phantom
 from scipy.spatial.transform import Rotation as ScipyRotation
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
-from tomoclass.io import write_volume
+from tomoclass.io import read_particle_list, write_volume
 from tomoclass.io.stopgap import is_stopgap_motl, read_stopgap_motl, read_wedge_list
 from tomoclass.transform import align, forward
 from tomoclass.wedge import TiltSeries
@@ -352,7 +352,9 @@ def test_wedge_list_is_attached_by_tomogram(project):
     wedge = write_wedge(project / "lists" / "wedgelist.star",
                         wedge_rows(1, [-30, 30]) + wedge_rows(2, [-50, 40]))  # fmt: skip
     rows = [row(motl_idx=1, subtomo_num=1, tomo_num=2), row(motl_idx=2, subtomo_num=2)]
-    plist = read_quietly(write_motl(project / "lists" / "m.star", rows), wedge_list=wedge)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plist = read_particle_list(write_motl(project / "lists" / "m.star", rows), wedge_list=wedge)
     assert [p.wedge.angles for p in plist] == [(-50.0, 40.0), (-30.0, 30.0)]
     assert [p.wedge.name for p in plist] == ["2", "1"]
 
@@ -361,8 +363,9 @@ def test_missing_tomogram_in_wedge_list(project):
     wedge = write_wedge(project / "lists" / "wedgelist.star", wedge_rows(1, [-30, 30]))
     rows = [row(motl_idx=1, subtomo_num=1), row(motl_idx=2, subtomo_num=2, tomo_num=9)]
     motl = write_motl(project / "lists" / "m.star", rows)
-    with pytest.raises(TomoclassError, match=r"particle 1 .*subtomo_num 2.*9.*wedgelist\.star"):
-        read_stopgap_motl(motl, wedge_list=wedge)
+    with pytest.raises(TomoclassError, match=r"wedgelist\.star: no tilt series for particle 1 "
+                       r"\(tomogram '9', \.\./subtomograms/subtomo_2\.mrc"):  # fmt: skip
+        read_particle_list(motl, wedge_list=wedge)
 
 
 def test_phase_shift_is_warned_about(tmp_path):

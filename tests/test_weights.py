@@ -56,8 +56,30 @@ def test_every_layout_reads_to_the_same_half_grid(tmp_path, full):
         np.testing.assert_allclose(got, half, rtol=1e-6)
         assert data_filter is None
     got, data_filter = read_weight_volume(relion, N, WeightVolume("x", premultiplied=True))
-    np.testing.assert_allclose(got, half, rtol=1e-5)  # CTF² sum / multiplicity
-    np.testing.assert_allclose(data_filter, 1 / multiplicity, rtol=1e-6)
+    c2 = half * multiplicity  # premultiplied data: weight √C2, whitening filter 1/√C2
+    np.testing.assert_allclose(got, np.sqrt(c2), rtol=1e-5)
+    np.testing.assert_allclose(data_filter, 1 / np.sqrt(c2), rtol=1e-5)
+    with pytest.raises(TomoclassError, match="rlnCtfDataAreCtfPremultiplied") as err:
+        read_weight_volume(relion, N, WeightVolume("x"))
+    assert str(relion) in str(err.value)
+
+
+def test_premultiplied_data_whitened_by_their_weights_are_the_weight_times_the_signal(
+    rng, tmp_path
+):
+    """RELION's data ``Σ t·c·(c·S + noise)``: after the data filter they are ``W·S`` plus
+    white noise, with ``W`` read from the CTF² sum (noise variance ∝ CTF² sum)."""
+    tilts = rng.uniform(-1, 1, (5, N, N, H))  # per-tilt signed CTF × interpolation weight
+    signal = rng.standard_normal((N, N, H)) + 1j * rng.standard_normal((N, N, H))
+    noise = rng.standard_normal((200, 5, N, N, H))
+    data = (tilts * (tilts * signal + noise)).sum(axis=1)  # 200 noise draws
+    c2 = (tilts**2).sum(axis=0).astype(np.float32)
+    multiplicity = np.ones_like(c2)
+    path = write_mrc(tmp_path / "w.mrc", np.concatenate([c2, multiplicity]))
+    weight, data_filter = read_weight_volume(path, N, WeightVolume("x", premultiplied=True))
+    whitened = data * data_filter
+    np.testing.assert_allclose(whitened.mean(axis=0), weight * signal, atol=0.35)
+    np.testing.assert_allclose(whitened.std(axis=0), 1.0, atol=0.2)  # white: the same everywhere
 
 
 def test_relion_voxels_below_the_multiplicity_threshold_are_unsampled(tmp_path, full):
@@ -67,7 +89,7 @@ def test_relion_voxels_below_the_multiplicity_threshold_are_unsampled(tmp_path, 
     path = write_mrc(tmp_path / "w.mrc", np.concatenate([half, multiplicity]))
     got, data_filter = read_weight_volume(path, N, WeightVolume("x", premultiplied=True))
     assert got[0, 1, 2] == 0 and data_filter[0, 1, 2] == 0
-    assert got[0, 1, 1] == half[0, 1, 1] and data_filter[0, 1, 1] == 1
+    assert got[0, 1, 1] == pytest.approx(np.sqrt(half[0, 1, 1]))
 
 
 def test_a_signed_ctf_is_a_weight_and_a_phase_flip(tmp_path, full):

@@ -12,8 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 from tomoclass.average import class_averages
 from tomoclass.ccc import correlation_matrix
 from tomoclass.cpca import cpca
-from tomoclass.errors import TomoclassError
-from tomoclass.features import ParticleStack
+from tomoclass.errors import TomoclassError, TomoclassWarning
+from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.fourier import band_mask, bin_volume, irfftn, rfftn
 from tomoclass.geometry import Rotation, Shift, rotation_matrix
 from tomoclass.io import (
@@ -28,7 +28,14 @@ from tomoclass.mco import mco_ac, mco_exmx
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 from tomoclass.transform import align, forward
-from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, weights
+from tomoclass.wedge import (
+    DoubleTiltWedge,
+    SingleTiltWedge,
+    TiltSeries,
+    WeightVolume,
+    tilt_range_wedge,
+    weights,
+)
 
 average = class_averages
 """``tomoclass.average(particles, …)``: the wedge-weighted average of every class."""
@@ -44,11 +51,15 @@ __all__ = [
     "ParticleList",
     "ParticleStack",
     "PickPosition",
+    "Preprocessing",
     "Rotation",
     "Shift",
     "SimulationConfig",
     "SingleTiltWedge",
+    "TiltSeries",
     "TomoclassError",
+    "TomoclassWarning",
+    "WeightVolume",
     "__version__",
     "align",
     "average",
@@ -68,6 +79,7 @@ __all__ = [
     "rotation_matrix",
     "simulate_particles",
     "spherical_mask",
+    "tilt_range_wedge",
     "weights",
     "write_particle_list",
     "write_simulation",

@@ -62,6 +62,37 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.n
     return allgather_rows(comm, rows)
 
 
+def leave_one_out_scores(f, w, herm, labels, nclass: int) -> np.ndarray:
+    """Scores ``(N, nclass)`` of every particle against the class averages of ``labels``
+    formed without it (the particle's own class loses its term, the others are unchanged).
+
+    With the true labels, ``argmax`` of these rows is the best classification MCO's score
+    can give the data: the leave-one-out limit that accuracy benches report.
+    """
+    labels = np.asarray(labels)
+    scores = _core.mco_scores(f, w, herm, _core.mco_class_means(f, w, labels.tolist(), nclass,
+                                                                FLOOR)[0])  # fmt: skip
+    m = w.shape[1]
+    wd = w.astype(np.float64)
+    fw = np.concatenate([wd, wd], axis=1) * f
+    w2, reach = wd * wd, wd.max(axis=1) ** 2
+    onehot = np.eye(nclass)[labels]
+    own_fw = (onehot.T @ fw)[labels] - fw
+    own_w2 = (onehot.T @ w2)[labels] - w2
+    own_reach = (onehot.T @ reach)[labels] - reach
+    lowest = np.maximum(FLOOR * own_reach, np.finfo(np.float64).tiny)[:, None]
+    mean = own_fw / np.concatenate([np.maximum(own_w2, lowest)] * 2, axis=1)
+    h = np.asarray(herm, np.float64)
+    hw = h * wd
+    numerator = (hw * (f[:, :m] * mean[:, :m] + f[:, m:] * mean[:, m:])).sum(axis=1)
+    energy = (h * (f[:, :m] ** 2 + f[:, m:] ** 2)).sum(axis=1)
+    reference = (h * w2 * (mean[:, :m] ** 2 + mean[:, m:] ** 2)).sum(axis=1)
+    denominator = np.sqrt(energy * reference)
+    own = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+    scores[np.arange(len(labels)), labels] = own
+    return scores
+
+
 @dataclass
 class MCOResult:
     """Final labels (``0..nclass−1``) and the trace: per iteration (``iteration``,

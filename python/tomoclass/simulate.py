@@ -862,8 +862,9 @@ def _write_relion(sim: Simulation, folder: Path) -> Path:
 
 
 def _write_tomograms(sim: Simulation, folder: Path) -> None:
-    """RELION 5's ``tomograms.star`` and ``tilt_series/<tomo>.star`` (:mod:`tomoclass.io.tomograms`): tilts in
-    the order of their angles, the dose order in ``rlnMicrographPreExposure``."""
+    """RELION 5's ``tomograms.star`` and ``tilt_series/<tomo>.star``
+    (:mod:`tomoclass.io.tomograms`): tilts in the order of their angles, the dose order in
+    ``rlnMicrographPreExposure``."""
     (folder / "tilt_series").mkdir(exist_ok=True)
     series = sim.tilt_series
     size = [str(v) for v in TOMOGRAM_SIZE]

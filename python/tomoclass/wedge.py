@@ -24,7 +24,8 @@ as STOPGAP and pytom-match-pick assume). A positive tilt samples the half ``kx·
 Angle1 of a wedge: the slice of tilt θ holds ky and ``(cos θ, 0, sin θ)``.
 
 ``WeightVolume`` — a weight volume from a file, per particle or shared: Warp's 3-D CTF,
-RELION 4/5's CTF² + multiplicity, PyTom's ``Wedge3dCTF`` and ``GeneralWedge`` (layouts in
+RELION 4/5's CTF² + multiplicity (for CTF-premultiplied data, whose weight is the square root
+of the CTF² sum), PyTom's ``Wedge3dCTF`` and ``GeneralWedge`` (layouts and meaning in
 :mod:`tomoclass.io.weights`).
 
 Weights are float32 on the rFFT half grid ``(n, n, n // 2 + 1)``, indexed ``[kz, ky, kx]``.
@@ -166,7 +167,8 @@ class WeightVolume:
 
     ``filename`` as the list wrote it (relative to the list's folder unless absolute).
     ``premultiplied``: the particle's data were multiplied by its CTF and the file holds the
-    sum of CTF² (RELION 4/5 pseudo-subtomograms, ``rlnCtfDataAreCtfPremultiplied 1``);
+    sum of CTF² ``C`` (RELION 4/5 pseudo-subtomograms, ``rlnCtfDataAreCtfPremultiplied 1``;
+    the weight is ``√C`` and the data are whitened by ``1/√C``);
     otherwise the file holds the CTF the data carry (Warp, RELION 3.0, PyTom ``Wedge3dCTF``),
     and where it is negative the data are phase-flipped. ``kind`` ``"general"`` is PyTom's
     ``GeneralWedge`` (a plain weight ≥ 0). ``ctf_max_resolution`` (Å) is PyTom's

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -71,10 +72,22 @@ def _abort_other_ranks() -> None:
         comm.Abort(EXIT_BAD_INPUT)
 
 
+def _joined_ranges(argv: Sequence[str]) -> list[str]:
+    """``--tilt-range -60:60`` as ``--tilt-range=-60:60``: argparse takes a value that starts
+    with ``-`` and is not a plain number for an option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--tilt-range" and re.match(r"-\d", arg):
+            out[-1] = f"--tilt-range={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tomoclass`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined_ranges(sys.argv[1:] if argv is None else argv))
     threads = getattr(args, "threads", None)
     if threads is not None:
         if threads < 1:

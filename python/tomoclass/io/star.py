@@ -158,7 +158,7 @@ def read_star(
     classes = _classes(name, particles)
     wedges = _wedges(name, particles, optics, blocks.get(TILT_BLOCK))
     if tomograms is not None:
-        wedges = _attach_tomograms(name, particles, wedges, tomograms, pixels)
+        wedges = _attach_tomograms(name, particles, wedges, tomograms, pixels, optics)
     scores = _columns(name, particles, ("rlnLCCmax",)) if "rlnLCCmax" in particles else None
     result = []
     for i, row in enumerate(particles.to_dict("records")):
@@ -359,24 +359,8 @@ def _group_pixel_sizes(name: str, optics: pd.DataFrame | None) -> dict[Any, floa
 def _shifts(name: str, table: pd.DataFrame, pixels: np.ndarray) -> np.ndarray:
     """PyTom shifts (voxels): ``−origin``, origins in Å divided by the pixel size."""
     if any(column in table for column in ORIGINS_ANGST):
-        return -_columns(name, table, ORIGINS_ANGST, default=0.0) / pixels[:, None]
-    return -_columns(name, table, ORIGINS_PIXEL, default=0.0)
-
-
-def _pick_positions(name: str, table: pd.DataFrame) -> list[PickPosition | None]:
-    if not all(column in table for column in COORDINATES):
-        return [None] * len(table)
-    xyz = _columns(name, table, COORDINATES)
-    tomo = next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
-    origins = [""] * len(table) if tomo is None else [str(v) for v in table[tomo].tolist()]
-    return [PickPosition(*map(float, p), origin=o) for p, o in zip(xyz, origins, strict=True)]
-
-
-def _shifts(name: str, table: pd.DataFrame, pixels: np.ndarray) -> np.ndarray:
-    """PyTom shifts (voxels): ``−origin``, origins in Å divided by the pixel size."""
-    if any(column in table for column in ORIGINS_ANGST):
-        return -_columns(name, table, ORIGINS_ANGST, default=0.0) / pixels[:, None]
-    return -_columns(name, table, ORIGINS_PIXEL, default=0.0)
+        return 0.0 - _columns(name, table, ORIGINS_ANGST, default=0.0) / pixels[:, None]
+    return 0.0 - _columns(name, table, ORIGINS_PIXEL, default=0.0)
 
 
 def _pick_positions(name: str, table: pd.DataFrame) -> list[PickPosition | None]:
@@ -480,9 +464,18 @@ def _tilt_series_block(name: str, block) -> dict[str, TiltSeries]:
     return out
 
 
-def _attach_tomograms(name, table, wedges, tomograms: Mapping[str, TiltSeries], pixels):
+def _attach_tomograms(name, table, wedges, tomograms: Mapping[str, TiltSeries], pixels, optics):
     """Give rows without a sampling the tilt series of their tomogram (by name)."""
     names = _tomogram_names(table)
+    premultiplied = _premultiplied(name, table, optics)
+    if any(w is None and p for w, p in zip(wedges, premultiplied, strict=True)):
+        warnings.warn(
+            f"{name}: particles with CTF-premultiplied data but no rlnCtfImage get the tilt "
+            "series of --tomograms as if their data carried the CTF once; give their "
+            "_weights.mrc in rlnCtfImage for the exact weights",
+            TomoclassWarning,
+            stacklevel=3,
+        )
     out = list(wedges)
     for i, wedge in enumerate(wedges):
         if wedge is not None:

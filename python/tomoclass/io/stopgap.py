@@ -63,7 +63,6 @@ import linecache
 import os
 import re
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +116,13 @@ def read_stopgap_motl(
     path: PathLike,
     *,
     subtomo_name: str | None = None,
-    wedge_list: PathLike | None = None,
 ) -> ParticleList:
     """Read a STOPGAP motive list (fields, units and file naming: module docstring).
 
     ``subtomo_name``: the subtomograms' path prefix relative to the list's folder (found in
-    ``subtomograms/`` when None). ``wedge_list``: a STOPGAP wedge list whose tilt series each
-    particle gets by tomo_num (else particles have ``wedge=None``).
+    ``subtomograms/`` when None). Particles have ``wedge=None``: their tilt series come from
+    a wedge list (:func:`read_wedge_list`, attached by tomo_num in
+    :func:`tomoclass.io.read_particle_list`).
     """
     name = os.fspath(path)
     table = _loop_block(name, MOTL_BLOCK)
@@ -139,8 +138,6 @@ def read_stopgap_motl(
         prefix, extension = _find_subtomograms(name, folder, first)
     else:
         prefix, extension = subtomo_name, _extension(folder, subtomo_name, first)
-    series = read_wedge_list(wedge_list) if wedge_list is not None else None
-    wedge_name = os.fspath(wedge_list) if wedge_list is not None else ""
     rows = table.to_dict("records")
     particles = []
     for i in kept:
@@ -158,13 +155,6 @@ def read_stopgap_motl(
             class_name=str(int(integers["class"][i])),
             _source=rows[i],
         )
-        if series is not None:
-            if str(tomo) not in series:
-                raise TomoclassError(
-                    f"{name}: particle {len(particles)} (row {i + 1}, subtomo_num {number}): "
-                    f"tomogram {tomo} is not in the wedge list {wedge_name}"
-                )
-            p = replace(p, wedge=series[str(tomo)])
         particles.append(p)
     return ParticleList(particles, folder)
 

@@ -14,17 +14,28 @@ told by the volume's shape for particles of ``n³``:
 * ``(2n, n, n//2+1)`` — RELION 4/5 ``_weights.mrc`` (3dem/relion
   ``src/jaz/tomography/programs/subtomo.cpp`` 924-930): slices ``z < n`` hold the sum of
   CTF² (times the dose weights) and ``z ≥ n`` the multiplicity, both on the half grid, DC at
-  0; the data were premultiplied by the CTF (lines 780-795). tomoclass divides both by the
-  multiplicity where it is at least 0.01 (RELION's ``--subtomo_multi_thr`` default,
-  ``src/ml_optimiser.cpp`` 10668-10683) and zeroes the rest, so that weights near the origin,
-  where many tilts overlap, mean what they do for other sources (RELION's ``--nrm`` outputs).
+  0; the data were premultiplied by the CTF (lines 780-795). Voxels of multiplicity below
+  0.01 (RELION's ``--subtomo_multi_thr`` default, ``src/ml_optimiser.cpp`` 10668-10683) are
+  unsampled; otherwise the CTF² sum is the weight volume (see below).
 * ``(n, n, n)`` — a full grid with DC at the centre ``n // 2``: PyTom's ``GeneralWedge``
   (``structures.py`` 1649), RELION 3.0's cubic 3-D CTF and RELION's optional ``_CTF2.mrc``.
 
-What the values mean comes from the list (see :class:`tomoclass.wedge.WeightVolume`): a CTF
-the data carry (its magnitude is the weight; the data are phase-flipped where it is
-negative, a filter of ``±1``; Warp's CTF is ≥ 0, RELION 3.0's is signed), a sum of CTF² of
-premultiplied data (negative values are an error), or a general weight (≥ 0).
+What the values mean comes from the list (see :class:`tomoclass.wedge.WeightVolume`):
+
+* a CTF the data carry (Warp, RELION 3.0, PyTom ``Wedge3dCTF``): its magnitude is the
+  weight; where it is negative the data are phase-flipped (a data filter of ``±1``). Warp's
+  CTF is ≥ 0, RELION 3.0's is signed.
+* the sum of CTF² ``C`` of premultiplied data (RELION 4/5): the data are ``Σ t·c·X`` over
+  the tilts, so their signal is ``C·S`` and their noise variance is ``C·σ²`` (the noise went
+  through the same CTF). Whitened (divided by ``√C``) they are ``√C·S`` plus white noise: the
+  weight is ``√C`` and the data filter ``1/√C``. Then the average ``Σ W·F / Σ W²`` is
+  RELION's ``Σ data / Σ C`` and the correlation of two particles is the plain product of
+  their data, each particle's CTF applied once. (Taking ``C`` itself as the weight would
+  apply it three times and drown the high frequencies in the over-sampled centre; a
+  simulated RELION set loses most of its accuracy that way, ``benches/bench_weights.py``.)
+  Dividing data and ``C`` by the multiplicity, as RELION does, leaves the whitened data
+  unchanged, so tomoclass does not. Negative values are an error.
+* a general weight (PyTom ``GeneralWedge``, ≥ 0), taken as it is.
 """
 
 from __future__ import annotations
@@ -71,6 +82,12 @@ def read_weight_volume(
     n, h = box, box // 2 + 1
     shape = data.shape
     if shape == (2 * n, n, h):
+        if not volume.premultiplied:
+            raise _fail(
+                path,
+                "a RELION CTF² and multiplicity volume needs premultiplied data "
+                "(the optics group's rlnCtfDataAreCtfPremultiplied 1)",
+            )
         return _relion_weights(path, data[:n], data[n:])
     if shape == (n, n, h):
         grid = data
@@ -85,7 +102,11 @@ def read_weight_volume(
             f"{n}³: expected {(n, n, h)} (Warp, RELION 3.0), {(h, n, n)} (PyTom), "
             f"{(2 * n, n, h)} (RELION 4/5 CTF² and multiplicity) or {(n, n, n)} (full, centred)",
         )
-    grid = np.ascontiguousarray(grid, dtype=np.float32)
+    return _meaning(path, np.ascontiguousarray(grid, dtype=np.float32), volume)
+
+
+def _meaning(path, grid: np.ndarray, volume: WeightVolume) -> tuple:
+    """Weight and data filter of a grid read as ``volume`` says (see the module docstring)."""
     negative = bool((grid < 0).any())
     if volume.kind == "ctf" and not volume.premultiplied:
         if not negative:
@@ -94,13 +115,18 @@ def read_weight_volume(
     if negative:
         what = "a sum of CTF²" if volume.premultiplied else "a GeneralWedge"
         raise _fail(path, f"{what} has negative weights (minimum {grid.min():.4g})")
-    return grid, None
+    if not volume.premultiplied:
+        return grid, None
+    sampled = grid > 0
+    root = np.sqrt(np.where(sampled, grid, 1.0))
+    return np.where(sampled, root, 0.0).astype(np.float32), np.where(
+        sampled, 1.0 / root, 0.0
+    ).astype(np.float32)
 
 
 def _relion_weights(path, ctf2: np.ndarray, multiplicity: np.ndarray) -> tuple:
     if (ctf2 < 0).any() or (multiplicity < 0).any():
         raise _fail(path, "RELION weights hold negative CTF² or multiplicity values")
     sampled = multiplicity >= MULTIPLICITY_THRESHOLD
-    inverse = np.where(sampled, 1.0 / np.where(sampled, multiplicity, 1.0), 0.0)
-    weight = (ctf2 * inverse).astype(np.float32)
-    return np.ascontiguousarray(weight), np.ascontiguousarray(inverse, dtype=np.float32)
+    grid = np.ascontiguousarray(np.where(sampled, ctf2, 0.0), dtype=np.float32)
+    return _meaning(path, grid, WeightVolume(os.fspath(path), premultiplied=True))
