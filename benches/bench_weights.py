@@ -16,7 +16,7 @@
    CPCA, and MCO-EXMX started from CPCA's labels. Mean ARI over ``--seeds`` sets.
 
 Usage: python benches/bench_weights.py [--n 2000] [--box 32] [--lowpass 8] [--repeats 2]
-                                       [--particles 300] [--snr 0.02,0.01] [--seeds 3]
+                                       [--particles 300] [--snr 0.05,0.02,0.01] [--seeds 4]
                                        [--only cost|accuracy]
 """
 
@@ -132,8 +132,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--particles", type=int, default=300)
     parser.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")],
-                        default=[0.02, 0.01])  # fmt: skip
-    parser.add_argument("--seeds", type=int, default=3)
+                        default=[0.05, 0.02, 0.01])  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--only", choices=["cost", "accuracy"])
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the unsampled rows warn by design

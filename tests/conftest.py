@@ -1,9 +1,16 @@
-"""Shared fixtures: small, seeded volumes with structure in every direction."""
+"""Shared fixtures (small, seeded volumes with structure in every direction) and the helpers
+that compare tomoclass's XML with the files PyTom wrote."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+PYTOM_FILES = Path(__file__).resolve().parents[2] / "shared" / "pytom-files"
+"""Real files PyTom ships and wrote (its README says what each is)."""
 
 
 def asymmetric_phantom(n: int) -> np.ndarray:
@@ -24,3 +31,21 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def phantom() -> np.ndarray:
     return asymmetric_phantom(24)
+
+
+def canonical(text: str) -> str:
+    """C14N form without whitespace-only text and without comments."""
+    return ET.canonicalize(xml_data=text, strip_text=True)
+
+
+def as_pytom_writes(text: str) -> str:
+    """tomoclass's output in PyTom's bytes: tomoclass drops the comment before the root,
+    writes ``" />"`` for ``"/>"`` (ElementTree) and ends with a newline."""
+    return text.replace(" />", "/>").removesuffix("\n")
+
+
+def pytom_bytes(path: Path) -> str:
+    """PyTom's file without the ``<!-- PyTom Version -->`` line tomoclass does not keep."""
+    first, rest = path.read_text().split("\n", 1)
+    assert first == "<!-- PyTom Version: 1.0 -->"
+    return rest

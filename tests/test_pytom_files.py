@@ -4,11 +4,11 @@ of each, as that folder's README says it should."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import starfile
+from conftest import PYTOM_FILES
 
 from tomoclass.cli import main
 from tomoclass.errors import TomoclassWarning
@@ -16,8 +16,7 @@ from tomoclass.io import read_particle_list, read_volume, volumes, write_particl
 from tomoclass.io.pytom_xml import read_pytom_xml
 from tomoclass.wedge import SingleTiltWedge, WeightVolume
 
-FILES = Path(__file__).resolve().parents[2] / "shared" / "pytom-files"
-TESTDATA, WRITTEN = FILES / "testdata", FILES / "written"
+TESTDATA, WRITTEN = PYTOM_FILES / "testdata", PYTOM_FILES / "written"
 EXAMPLE = TESTDATA / "example_starfile.star"
 
 

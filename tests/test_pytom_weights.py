@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PYTOM_FILES, as_pytom_writes, canonical, pytom_bytes
 
 from tomoclass import TomoclassError
 from tomoclass.io import write_volume
@@ -28,7 +29,7 @@ from tomoclass.wedge import (
     weights,
 )
 
-WRITTEN = Path(__file__).resolve().parents[2] / "shared" / "pytom-files" / "written"
+WRITTEN = PYTOM_FILES / "written"
 STAR2PL = WRITTEN / "star2pl_example_starfile.xml"
 
 SERIES = TiltSeries(
@@ -44,24 +45,6 @@ SERIES = TiltSeries(
     bfactor=(0.0, -10.0, -20.0, 0.0, -20.0, -10.0, -5.0),
     name="TS_01",
 )
-
-
-def canonical(text: str) -> str:
-    """C14N form without whitespace-only text and without comments (as test_pytom_xml)."""
-    return ET.canonicalize(xml_data=text, strip_text=True)
-
-
-def as_pytom_writes(text: str) -> str:
-    """tomoclass's output in PyTom's bytes: tomoclass drops the comment before the root,
-    writes ``" />"`` for ``"/>"`` (ElementTree) and ends with a newline."""
-    return text.replace(" />", "/>").removesuffix("\n")
-
-
-def pytom_bytes(path: Path) -> str:
-    """PyTom's file without the ``<!-- PyTom Version -->`` line tomoclass does not keep."""
-    first, rest = path.read_text().split("\n", 1)
-    assert first == "<!-- PyTom Version: 1.0 -->"
-    return rest
 
 
 def xml_list(tmp_path: Path, body: str, name: str = "list.xml") -> Path:

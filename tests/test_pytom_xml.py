@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import PYTOM_FILES, as_pytom_writes, canonical, pytom_bytes
 
 from tomoclass import Rotation, Shift, TomoclassError
 from tomoclass.io import pytom_xml
@@ -17,7 +18,7 @@ from tomoclass.io.pytom_xml import read_pytom_xml, write_pytom_xml
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge
 
-WRITTEN = Path(__file__).resolve().parents[2] / "shared" / "pytom-files" / "written"
+WRITTEN = PYTOM_FILES / "written"
 """Files written by PyTom's own writers (see its README.md)."""
 
 # Shaped like PyTom's tests/testData/pickpos_format.xml, plus every wedge variant PyTom reads,
@@ -77,11 +78,6 @@ PICKPOS = """<!-- PyTom Version: 1.0 -->
   <Summary Count="6"/>
 </ParticleList>
 """
-
-
-def canonical(text: str) -> str:
-    """C14N form without whitespace-only text and without comments."""
-    return ET.canonicalize(xml_data=text, strip_text=True)
 
 
 @pytest.fixture
@@ -358,19 +354,6 @@ def test_empty_list_round_trips(tmp_path):
 
 
 # ------------------------------------------------------------------ files PyTom wrote
-
-
-def as_pytom_writes(text: str) -> str:
-    """tomoclass's output in PyTom's bytes: tomoclass drops the comment before the root,
-    writes ``" />"`` for ``"/>"`` (ElementTree) and ends with a newline."""
-    return text.replace(" />", "/>").removesuffix("\n")
-
-
-def pytom_bytes(path: Path) -> str:
-    """PyTom's file without the ``<!-- PyTom Version -->`` line tomoclass does not keep."""
-    first, rest = path.read_text().split("\n", 1)
-    assert first == "<!-- PyTom Version: 1.0 -->"
-    return rest
 
 
 @pytest.mark.parametrize("name", ["pytom_written.xml", "pytom_written_double.xml"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +16,14 @@ import pytest
 import starfile
 
 from tomoclass.cli import main
+from tomoclass.errors import TomoclassWarning
+from tomoclass.features import Preprocessing
 from tomoclass.fourier import rfftn
 from tomoclass.io import read_particle_list, read_volume
 from tomoclass.io.tomograms import read_tomograms_star
 from tomoclass.io.weights import read_weight_volume
+from tomoclass.mco import leave_one_out_scores
+from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import (
     AMPLITUDE_CONTRAST,
     SimulationConfig,
@@ -354,18 +359,16 @@ def test_cli_refuses_bad_layout_input(tmp_path, capsys, options, message):
 
 
 def _without_ctf_images(relion, folder: Path, premultiplied: int) -> Path:
-    """The relion layout's particles.star without rlnCtfImage, next to its tomograms.star."""
+    """The relion layout's particles.star without rlnCtfImage, written to ``folder``."""
     _, star = relion
     blocks = starfile.read(star, always_dict=True)
     blocks["particles"] = blocks["particles"].drop(columns=["rlnCtfImage"])
     blocks["optics"]["rlnCtfDataAreCtfPremultiplied"] = premultiplied
-    out = star.parent / folder.name / "particles.star"
-    out.parent.mkdir()
-    for block in blocks["particles"]["rlnImageName"]:
-        assert not Path(block).is_absolute()
-    blocks["particles"]["rlnImageName"] = "../" + blocks["particles"]["rlnImageName"]
-    starfile.write(blocks, out)
-    return out
+    names = blocks["particles"]["rlnImageName"]
+    blocks["particles"]["rlnImageName"] = [str(star.parent / name) for name in names]
+    folder.mkdir()
+    starfile.write(blocks, folder / "particles.star")
+    return folder / "particles.star"
 
 
 def test_cli_tomograms_give_star_particles_their_tilt_series(relion, tmp_path, capsys):
@@ -403,3 +406,98 @@ def test_tomograms_for_premultiplied_data_warn(relion, tmp_path):
     with pytest.warns(UserWarning, match="CTF-premultiplied data but no rlnCtfImage"):
         plist = read_particle_list(bare, tomograms=star.parent / "tomograms.star")
     assert all(isinstance(w, TiltSeries) for w in plist.wedges())
+
+
+def test_relion_2d_stacks_are_one_clear_error(relion, tmp_path, capsys):
+    """RELION 5 ``--stack2d`` output: told by data_general or by the stack names."""
+    _, star = relion
+    blocks = starfile.read(star, always_dict=True)
+    for case in ("general", "names"):
+        changed = {k: (v.copy() if hasattr(v, "copy") else v) for k, v in blocks.items()}
+        if case == "general":
+            changed["general"] = {"rlnTomoSubTomosAre2DStacks": 1}
+        else:
+            names = changed["particles"]["rlnImageName"].str.replace("_data.mrc", "_stack2d.mrcs")
+            changed["particles"]["rlnImageName"] = names
+        path = star.parent / f"stacks_{case}.star"
+        starfile.write(changed, path)
+        out = tmp_path / f"{case}.xml"
+        assert main(["convert", str(path), str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and "pseudo-subtomograms" in err
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--tilt-range", "60:-60"], "tilt range"),
+        (["--tilt-range", "sixty"], "-60:60"),
+        (["--tomograms", "nowhere.star"], "nowhere.star"),
+        (["--wedge-list", "nowhere.star"], "nowhere.star"),
+    ],
+)
+def test_bad_sampling_options_exit_2_and_write_nothing(relion, tmp_path, capsys, options, message):
+    bare = _without_ctf_images(relion, tmp_path / "bad", premultiplied=0)
+    out = tmp_path / "out.xml"
+    out.write_text("earlier")
+    code = None
+    try:
+        code = main(["convert", str(bare), str(out), *options])
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert out.read_text() == "earlier"
+
+
+def test_relion_weights_raise_the_leave_one_out_limit(tmp_path):
+    """On a RELION-layout set the weights tomoclass reads separate the classes better than no
+    weights (taking the CTF² sum itself as the weight gives 0.42 here, below no weights)."""
+    sim, star = _write(tmp_path, "relion", n_particles=120, box=24, seed=0, snr=0.05)
+    truth = sim.labels[star_order(sim)]
+    plist = read_particle_list(star)
+    limits = []
+    for sampled in (plist, plist.with_wedges([None] * len(plist))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TomoclassWarning)  # the unsampled list warns
+            features = Preprocessing.for_band(sampled, star.parent / "mask.mrc", 6).features()
+        scores = leave_one_out_scores(features.f, features.w, features.band.herm, truth, 2)
+        limits.append(adjusted_rand_index(truth, scores.argmax(1)))
+    assert limits[0] >= limits[1] + 0.08, limits
+
+
+def test_missing_ctf_volume_or_tomogram_is_one_error_naming_the_particle(relion, tmp_path, capsys):
+    """A rlnCtfImage that does not exist, and a tomograms.star without the particle's
+    tomogram: exit 2, one line naming the file and the particle, nothing written."""
+    sim, star = relion
+    blocks = starfile.read(star, always_dict=True)
+    names = blocks["particles"]["rlnImageName"]
+    blocks["particles"]["rlnImageName"] = [str(star.parent / name) for name in names]
+    ctf = [str(star.parent / name) for name in blocks["particles"]["rlnCtfImage"]]
+    ctf[3] = str(tmp_path / "gone_weights.mrc")
+    blocks["particles"]["rlnCtfImage"] = ctf
+    broken = tmp_path / "broken.star"
+    starfile.write(blocks, broken)
+    (tmp_path / "out").mkdir()
+    mask = str(star.parent / "mask.mrc")
+    assert main(["ccc", "-p", str(broken), "-m", mask, "-f", "4", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "particle 3" in err and "gone_weights.mrc" in err
+    assert not any((tmp_path / "out").iterdir())
+
+    bare = _without_ctf_images(relion, tmp_path / "bare", premultiplied=0)
+    tomograms = starfile.read(star.parent / "tomograms.star", always_dict=True)
+    tomograms["global"] = tomograms["global"].iloc[1:]  # drop the first tomogram
+    for block in tomograms["global"]["rlnTomoTiltSeriesStarFile"]:  # resolve from tmp_path
+        (tmp_path / "tilt_series").mkdir(exist_ok=True)
+        (tmp_path / block).write_text((star.parent / block).read_text())
+    fewer = tmp_path / "tomograms.star"
+    starfile.write(tomograms, fewer)
+    out = tmp_path / "out.xml"
+    assert main(["convert", str(bare), str(out), "--tomograms", str(fewer)]) == 2
+    err = capsys.readouterr().err
+    first = sim.tilt_series[0].name
+    assert err.count("\n") == 1 and f"'{first}'" in err and "particle" in err
+    assert not out.exists()

@@ -17,6 +17,7 @@ import pytest
 from conftest import asymmetric_phantom
 from scipy.spatial.transform import Rotation as ScipyRotation
 
+from tomoclass.cli import main
 from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.io import read_particle_list, write_volume
 from tomoclass.io.stopgap import is_stopgap_motl, read_stopgap_motl, read_wedge_list
@@ -502,3 +503,15 @@ def test_malformed_text(tmp_path):
 def test_directory_is_not_a_list(tmp_path):
     with pytest.raises(TomoclassError, match="not a file"):
         read_stopgap_motl(tmp_path)
+
+
+def test_cli_wedge_list_gives_a_motive_list_its_tilt_series(project, tmp_path, capsys):
+    wedge = write_wedge(project / "lists" / "wedgelist.star",
+                        wedge_rows(1, [-30, 0, 30]) + wedge_rows(2, [-50, 40]))  # fmt: skip
+    rows = [row(motl_idx=1, subtomo_num=1, tomo_num=2), row(motl_idx=2, subtomo_num=2)]
+    motl = write_motl(project / "lists" / "m.star", rows)
+    out = tmp_path / "out.xml"
+    assert main(["convert", str(motl), str(out), "--wedge-list", str(wedge)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    back = read_particle_list(out)
+    assert [w.angles for w in back.wedges()] == [(-50.0, 40.0), (-30.0, 0.0, 30.0)]

@@ -14,7 +14,14 @@ from tomoclass.errors import TomoclassError
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the examples' line breaks and show every default."""
+    """Keep the examples' line breaks and show every default that says something (not
+    None or False, and not where the help text already tells it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def check_new_folder(destination: Path) -> Path:

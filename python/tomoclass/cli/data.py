@@ -12,6 +12,7 @@ from tomoclass.cli.common import (
     progress_bar,
     publish_folder,
     sampling_options,
+    tilt_range_text,
     write_table,
     write_text,
 )
@@ -30,16 +31,8 @@ def floats(text: str) -> list[float]:
 
 
 def tilt_ranges(text: str) -> list[tuple[float, float]]:
-    ranges = []
-    for item in text.split(","):
-        try:
-            lo, hi = (float(v) for v in item.split(":"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"tilt ranges look like -60:60,-50:55 (min:max degrees), got {text!r}"
-            ) from None
-        ranges.append((lo, hi))
-    return ranges
+    """Comma-separated ``MIN:MAX`` tilt ranges, e.g. ``-60:60,-50:55``."""
+    return [tilt_range_text(item) for item in text.split(",")]
 
 
 def _run_demo(args: argparse.Namespace) -> None:
