@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -600,3 +601,12 @@ def test_empty_tilt_block(tmp_path):
     )
     with pytest.raises(TomoclassError, match=r"007\.star: data_007 \(tomogram '007' .*no tilts"):
         read_tomograms_star(path)
+
+
+def test_blank_lines_after_loop_are_read_in_tomogram_files(tmp_path):
+    path = relion5_project(tmp_path)
+    want = read_tomograms_star(path)
+    for star in [path, *(tmp_path / "tilt_series_metadata" / "tilt_series").glob("*.star")]:
+        star.write_text(re.sub(r"loop_ *\n", "loop_\n\n  \n", star.read_text()))
+    assert "loop_\n\n" in path.read_text()
+    assert read_tomograms_star(path) == want

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import linecache
 import os
+import re
+import tempfile
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import starfile
 
 from tomoclass.errors import TomoclassError
 
@@ -23,6 +29,45 @@ def is_file(path: PathLike) -> bool:
         return os.path.isfile(path)
     except (OSError, ValueError):
         return False
+
+
+def read_star_blocks(path: PathLike, parse_as_string: Sequence[str] = ()) -> dict[str, Any]:
+    """All blocks of a STAR file by name (``data_`` removed), read by ``starfile``; errors
+    name the file.
+
+    Blank lines after ``loop_`` (valid STAR, written by PyTom's ``pl2star``) are dropped in a
+    temporary copy first, since ``starfile`` stops at them. ``linecache``, through which
+    ``starfile`` reads, is cleared first: ``starfile`` clears it after a parse, but not after
+    one that failed.
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise TomoclassError(f"{name}: no such file")
+    if not is_file(name):
+        raise TomoclassError(f"{name}: not a file")
+    try:
+        with open(name, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError as err:
+        raise TomoclassError(f"{name}: cannot read ({err.strerror or err})") from None
+    fixed = re.sub(r"(?m)^([ \t]*loop_[ \t]*)\n(?:[ \t]*\n)+", r"\1\n", text)
+    copy = None
+    if fixed != text:
+        handle, copy = tempfile.mkstemp(suffix=".star", prefix="tomoclass-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(fixed)
+    linecache.clearcache()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return starfile.read(copy or name, always_dict=True,
+                                 parse_as_string=list(parse_as_string))  # fmt: skip
+    except Exception as err:  # starfile/pandas raise many types for malformed text
+        reason = " ".join(str(err).split())
+        raise TomoclassError(f"{name}: malformed STAR file ({reason})") from None
+    finally:
+        if copy is not None:
+            os.remove(copy)
 
 
 _GROUP: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(

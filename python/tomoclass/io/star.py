@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
@@ -69,7 +68,7 @@ from scipy.spatial.transform import Rotation as ScipyRotation
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.geometry import Rotation, Shift
-from tomoclass.io.files import PathLike, atomic_output, is_file
+from tomoclass.io.files import PathLike, atomic_output, is_file, read_star_blocks
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, TiltSeries, Wedge, WeightVolume
 
@@ -181,18 +180,7 @@ def read_star(
 
 def _blocks(name: str) -> dict[str, Any]:
     """The STAR file's blocks by name, the particles block as ``"particles"``."""
-    if not os.path.exists(name):
-        raise TomoclassError(f"{name}: no such file")
-    if not os.path.isfile(name):
-        raise TomoclassError(f"{name}: not a file")
-    try:
-        with _parsable(name) as parsable:
-            blocks = starfile.read(parsable, always_dict=True, parse_as_string=_TEXT_COLUMNS)
-    except TomoclassError:
-        raise
-    except Exception as err:  # starfile/pandas raise many types for malformed text
-        reason = " ".join(str(err).split())
-        raise TomoclassError(f"{name}: malformed STAR file ({reason})") from None
+    blocks = read_star_blocks(name, _TEXT_COLUMNS)
     tables = {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
     candidates = {k: v for k, v in tables.items() if k not in ("optics", "general", TILT_BLOCK)}
     if "particles" in tables:
@@ -210,32 +198,6 @@ def _blocks(name: str) -> dict[str, Any]:
     if "general" in blocks:
         found["general"] = blocks["general"]
     return found
-
-
-class _parsable:
-    """The STAR file itself, or a temporary copy without the blank lines that may follow
-    ``loop_`` (valid STAR, written by PyTom's ``pl2star``, but ``starfile`` stops at them)."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.copy = name, None
-
-    def __enter__(self) -> str:
-        try:
-            with open(self.name, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except OSError as err:
-            raise TomoclassError(f"{self.name}: cannot read ({err.strerror or err})") from None
-        fixed = re.sub(r"(?m)^(\s*loop_\s*)\n(?:[ \t]*\n)+", r"\1\n", text)
-        if fixed == text:
-            return self.name
-        handle, self.copy = tempfile.mkstemp(suffix=".star", prefix="tomoclass-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(fixed)
-        return self.copy
-
-    def __exit__(self, *exc) -> None:
-        if self.copy is not None:
-            os.remove(self.copy)
 
 
 def _check_subtomograms(name: str, particles: pd.DataFrame, optics, general) -> None:

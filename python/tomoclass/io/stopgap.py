@@ -59,7 +59,6 @@ modelled; a non-zero pshift gives a warning.
 
 from __future__ import annotations
 
-import linecache
 import os
 import re
 import warnings
@@ -68,11 +67,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import starfile
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.geometry import Rotation, Shift
-from tomoclass.io.files import PathLike, is_file
+from tomoclass.io.files import PathLike, is_file, read_star_blocks
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import TiltSeries
 
@@ -304,20 +302,7 @@ def _per_tilt(
 
 def _loop_block(name: str, block: str) -> pd.DataFrame:
     """The loop block ``data_<block>`` of a STAR file, or a TomoclassError naming the file."""
-    if not os.path.exists(name):
-        raise TomoclassError(f"{name}: no such file")
-    if not is_file(name):
-        raise TomoclassError(f"{name}: not a file")
-    linecache.clearcache()  # starfile reads lines through linecache; drop stale copies
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            blocks = starfile.read(name, always_dict=True, parse_as_string=["halfset"])
-    except OSError as err:
-        raise TomoclassError(f"{name}: cannot read ({err.strerror or err})") from None
-    except Exception as err:  # starfile/pandas raise many types for malformed text
-        reason = " ".join(str(err).split())
-        raise TomoclassError(f"{name}: malformed STAR file ({reason})") from None
+    blocks = read_star_blocks(name, ["halfset"])
     table = blocks.get(block)
     if table is None:
         raise TomoclassError(f"{name}: no data_{block} block in this STAR file")

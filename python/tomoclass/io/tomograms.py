@@ -79,10 +79,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import starfile
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
-from tomoclass.io.files import PathLike, is_file
+from tomoclass.io.files import PathLike, is_file, read_star_blocks
 from tomoclass.wedge import TiltSeries
 
 PROJECTION = ("rlnTomoProjX", "rlnTomoProjY", "rlnTomoProjZ", "rlnTomoProjW")
@@ -162,17 +161,7 @@ def projection_tilt_angles(proj_x: np.ndarray, proj_y: np.ndarray) -> tuple[np.n
 
 def _read_blocks(name: str) -> dict[str, pd.DataFrame]:
     """The STAR file's blocks by name (``data_`` removed), each a table."""
-    if not os.path.exists(name):
-        raise TomoclassError(f"{name}: no such file")
-    if not is_file(name):
-        raise TomoclassError(f"{name}: not a file")
-    try:
-        blocks = starfile.read(name, always_dict=True, parse_as_string=_TEXT_COLUMNS)
-    except OSError as err:
-        raise TomoclassError(f"{name}: cannot read ({err.strerror or err})") from None
-    except Exception as err:  # starfile/pandas raise many types for malformed text
-        reason = " ".join(str(err).split())
-        raise TomoclassError(f"{name}: malformed STAR file ({reason})") from None
+    blocks = read_star_blocks(name, _TEXT_COLUMNS)
     return {
         str(key): value if isinstance(value, pd.DataFrame) else pd.DataFrame([value])
         for key, value in blocks.items()
