@@ -36,9 +36,9 @@ def read_star_blocks(path: PathLike, parse_as_string: Sequence[str] = ()) -> dic
     name the file.
 
     Blank lines after ``loop_`` (valid STAR, written by PyTom's ``pl2star``) are dropped in a
-    temporary copy first, since ``starfile`` stops at them. ``linecache``, through which
-    ``starfile`` reads, is cleared first: ``starfile`` clears it after a parse, but not after
-    one that failed.
+    temporary copy, since ``starfile`` stops at them. ``linecache``, through which
+    ``starfile`` reads, is cleared before reading: ``starfile`` clears it after a parse, but
+    not after one that failed.
     """
     name = os.fspath(path)
     if not os.path.exists(name):
