@@ -562,3 +562,37 @@ def test_star_leaves_out_fields_some_particles_lack(tmp_path):
     assert "rlnCoordinateX" not in table and "rlnLCCmax" not in table
     assert list(table["rlnClassNumber"]) == [1, 0]
     assert read_star(tmp_path / "mixed.star").class_names() == ["1", "0"]
+
+
+def test_every_kind_of_sampling_survives_star_and_xml_in_one_list(tmp_path):
+    """A list mixing weight volumes, analytic wedges, tilt series with and without per-tilt
+    values, and no sampling: STAR → XML → STAR keeps each particle's, blank cells and all."""
+    wedges = [
+        WeightVolume("ctf/a.mrc", ctf_max_resolution=6.7),
+        SingleTiltWedge(30, 40, smooth=2.0),
+        TiltSeries(
+            (-30.0, 0.0, 30.0),
+            exposure=(3.0, 0.0, 6.0),
+            defocus=(3e4, 3e4, 3e4),
+            pixel_size=4.0,
+            name="TS_01",
+        ),
+        TiltSeries((-40.0, 40.0), name="TS_02"),
+        None,
+    ]
+    plist = ParticleList([Particle(f"p{i}.mrc", wedge=w) for i, w in enumerate(wedges)], tmp_path)
+    write_particle_list(plist, tmp_path / "mixed.star")
+    back = read_particle_list(tmp_path / "mixed.star")
+    assert back.wedges() == wedges
+    write_particle_list(back, tmp_path / "mixed.xml")
+    write_particle_list(read_particle_list(tmp_path / "mixed.xml"), tmp_path / "again.star")
+    assert read_particle_list(tmp_path / "again.star").wedges() == wedges
+
+
+def test_a_bad_number_in_a_ctf_volumes_row_names_the_particle(tmp_path):
+    (tmp_path / "p.star").write_text(
+        "data_particles\n\nloop_\n_rlnImageName #1\n_rlnCtfImage #2\n_rlnCtfMaxResolution #3\n"
+        "a.mrc ctf_a.mrc 6.7\nb.mrc None nan\nc.mrc ctf_c.mrc abc\n"
+    )
+    with pytest.raises(TomoclassError, match=r"particle 2: rlnCtfMaxResolution = 'abc'"):
+        read_star(tmp_path / "p.star")

@@ -221,9 +221,14 @@ def _check_subtomograms(name: str, particles: pd.DataFrame, optics, general) -> 
 
 
 def _columns(
-    name: str, table: pd.DataFrame, columns: tuple[str, ...], default: float | None = None
+    name: str,
+    table: pd.DataFrame,
+    columns: tuple[str, ...],
+    default: float | None = None,
+    item: str = "particle",
 ) -> np.ndarray:
-    """``(N, k)`` float64 values of ``columns``; missing ones are ``default`` (None: required)."""
+    """``(N, k)`` float64 values of ``columns``; missing ones are ``default`` (None: required).
+    An error names the ``item`` by the table's index (the row in its block)."""
     out = np.empty((len(table), len(columns)))
     for j, column in enumerate(columns):
         if column not in table:
@@ -235,8 +240,8 @@ def _columns(
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise TomoclassError(
-                f"{name}: particle {bad[0]}: {column} = {table[column].iloc[bad[0]]!r} "
-                "is not a finite number"
+                f"{name}: {item} {table.index[bad[0]]}: {column} = "
+                f"{table[column].iloc[bad[0]]!r} is not a finite number"
             )
         out[:, j] = values
     return out
@@ -363,15 +368,15 @@ def _wedges(name: str, table: pd.DataFrame, optics, tilt_block) -> list[Wedge | 
     wedges: list[Wedge | None] = [None] * len(table)
     if "rlnCtfImage" in table:
         premultiplied = _premultiplied(name, table, optics)
-        resolution = (
-            _columns(name, table, ("rlnCtfMaxResolution",))[:, 0]
-            if "rlnCtfMaxResolution" in table
-            else [None] * len(table)
-        )
-        for i, path in enumerate(table["rlnCtfImage"].tolist()):
-            if not _blank(path):
-                limit = None if resolution[i] is None else float(resolution[i])
-                wedges[i] = WeightVolume(str(path), bool(premultiplied[i]), "ctf", limit)
+        paths = table["rlnCtfImage"].tolist()
+        rows = [i for i, path in enumerate(paths) if not _blank(path)]
+        limits = [None] * len(table)
+        if "rlnCtfMaxResolution" in table:  # blank in rows without a CTF volume
+            given = _columns(name, table.iloc[rows], ("rlnCtfMaxResolution",))[:, 0]
+            for i, value in zip(rows, given, strict=True):
+                limits[i] = float(value)
+        for i in rows:
+            wedges[i] = WeightVolume(str(paths[i]), bool(premultiplied[i]), "ctf", limits[i])
     if WEDGE in table:
         for i, spec in enumerate(table[WEDGE].tolist()):
             if wedges[i] is None and not _blank(spec):
@@ -413,8 +418,8 @@ def _tilt_series_block(name: str, block) -> dict[str, TiltSeries]:
     for key, rows in block.groupby(block[TILT_SERIES].astype(str), sort=False):
         values = {}
         for field, column in _TILT_COLUMNS.items():
-            if column in rows:
-                column_values = _columns(name, rows, (column,))[:, 0]
+            if column in rows and not rows[column].isna().all():  # another series' column
+                column_values = _columns(name, rows, (column,), item="tilt row")[:, 0]
                 values[field] = tuple(column_values.tolist())
         for field, column in _TILT_GLOBALS.items():
             if column in rows and not rows[column].isna().all():
