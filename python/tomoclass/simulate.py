@@ -147,6 +147,10 @@ class SimulationConfig:
     """Degrees between tilts: the tilts are the multiples of it within each tilt range."""
     dose_per_tilt: float = 3.0
     """Electron exposure of each tilt image, e/Å² (warp and relion layouts)."""
+    factor: float = 0.0
+    """0: classes differ by a swung domain (a conformational change). Above 0: they differ
+    in composition: all share one conformation, and class ``k ≥ 1`` carries a small factor
+    whose mass is this fraction of the body's, bound at site ``k`` (class 0 has none)."""
 
     def check(self, layout: str = "pytom") -> None:
         """Raise :class:`TomoclassError` naming the first impossible parameter (for ``layout``,
@@ -172,6 +176,8 @@ class SimulationConfig:
         for lo, hi in self.tilt_ranges:
             if not -90 <= lo < hi <= 90:
                 raise TomoclassError(f"tilt range ({lo}, {hi}) must satisfy -90 <= min < max <= 90")
+        if not (math.isfinite(self.factor) and 0 <= self.factor <= 0.5):
+            raise TomoclassError(f"factor must be within 0..0.5 of the mass, got {self.factor}")
         for name in ("max_shift", "angular_error", "shift_error"):
             if getattr(self, name) < 0:
                 raise TomoclassError(f"{name.replace('_', '-')} must be >= 0")
@@ -361,8 +367,10 @@ def _gaussian(grid: tuple[np.ndarray, ...], centre, sigma) -> np.ndarray:
     )
 
 
-def phantoms(box: int, n_classes: int) -> np.ndarray:
-    """Class maps ``(n_classes, box, box, box)``: one body, a domain swung per class.
+def phantoms(box: int, n_classes: int, factor: float = 0.0) -> np.ndarray:
+    """Class maps ``(n_classes, box, box, box)``: one body, a domain swung per class; or,
+    with ``factor`` > 0 (see :attr:`SimulationConfig.factor`), one conformation and a factor
+    of that fraction of the mass bound at a site per class from class 1.
 
     Sizes scale with the box, so a phantom looks the same at every box size.
     """
@@ -375,12 +383,23 @@ def phantoms(box: int, n_classes: int) -> np.ndarray:
         + 0.6 * _gaussian(grid, (-0.12, 0.12, -0.08), (0.045, 0.045, 0.045))
     )
     hinge = np.array([0.08, 0.06, 0.0])
-    maps = []
-    for k in range(n_classes):
+
+    def domain(k: int) -> np.ndarray:
         angle = np.radians(DOMAIN_STEP * k)
         arm = 0.13 * np.array([np.sin(angle), np.cos(angle), 0.35])
-        domain = 0.9 * _gaussian(grid, hinge + arm, (0.06, 0.06, 0.06))
-        maps.append(body + domain)
+        return 0.9 * _gaussian(grid, hinge + arm, (0.06, 0.06, 0.06))
+
+    if factor <= 0:
+        maps = [body + domain(k) for k in range(n_classes)]
+    else:
+        body = body + domain(0)
+        maps = [body]
+        for k in range(1, n_classes):
+            # Sites on the body's surface, spread round z, clear of the domain at angle 0.
+            angle = np.radians(DOMAIN_STEP * (k + 2))
+            site = (-0.06 + 0.2 * np.cos(angle), 0.15 * np.sin(angle), -0.05)
+            blob = _gaussian(grid, site, (0.035, 0.035, 0.035))
+            maps.append(body + factor * body.sum() / blob.sum() * blob)
     out = np.stack(maps).astype(np.float32)
     return out / out.max()
 
@@ -423,7 +442,7 @@ def simulate_particles(config: SimulationConfig) -> Simulation:
         shifts=recorded_shift,
         tomograms=tomograms,
         wedges=[tilt_range_wedge(lo, hi) for lo, hi in config.tilt_ranges],
-        references=phantoms(box, config.n_classes),
+        references=phantoms(box, config.n_classes, config.factor),
         config=config,
         true_matrices=true_rot.as_matrix(),
         true_shifts=shifts,

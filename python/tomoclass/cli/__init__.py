@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from tomoclass import __version__
 from tomoclass.cli.ccc import add_ccc
 from tomoclass.cli.classes import add_average, add_merge, add_select_split
+from tomoclass.cli.classify import add_classify
 from tomoclass.cli.common import Formatter, show_warnings
 from tomoclass.cli.cpca import add_cpca
 from tomoclass.cli.data import add_convert, add_demo, add_report, add_simulate
@@ -37,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Classify aligned subtomograms (PyTom-compatible, Rust core).\n\n"
             "Start with 'tomoclass demo': it simulates particles with known classes, classifies\n"
-            "them (ccc -> cpca -> average) and writes a report. A typical run on your data:\n"
+            "them (ccc -> cpca -> average) and writes a report. On your data, start with:\n"
+            "  tomoclass classify -p particles.xml -m mask.em -n 3 -f 8 -o classes\n"
+            "The single steps, as in PyTom:\n"
             "  tomoclass ccc -p particles.xml -m mask.em -f 8 -o out\n"
             "  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
             "-o out/classified.xml\n"
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_demo(sub)
     add_simulate(sub)
+    add_classify(sub)
     add_ccc(sub)
     add_cpca(sub)
     add_mco_commands(sub)

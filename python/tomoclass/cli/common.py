@@ -7,7 +7,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tomoclass.errors import TomoclassError
@@ -55,6 +56,21 @@ def publish_folder(build: Callable[[Path], None], destination: Path) -> None:
         raise TomoclassError(f"{destination}: cannot write ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def shared_cache(comm, folder: Path) -> Iterator[Path]:
+    """``folder`` for features shared by all MPI ranks during a run; removed once every rank
+    is done with it, or at once when the run fails."""
+    try:
+        yield folder
+    except BaseException:
+        if comm.rank == 0:  # no barrier: a failed rank is not coming back
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    comm.allgather(None)
+    if comm.rank == 0:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def progress_bar(comm) -> Callable[[str, int, int], None] | None:

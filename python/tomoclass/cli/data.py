@@ -130,6 +130,7 @@ def _run_simulate(args: argparse.Namespace) -> None:
         max_shift=max_shift,
         angular_error=args.angular_error,
         shift_error=args.shift_error,
+        factor=args.factor,
         seed=args.seed,
         **{k: tuple(v) if k == "defoci" else v for k, v in physics.items()},
     )
@@ -173,6 +174,11 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fractions", type=floats, help="class proportions, e.g. 0.9,0.1 (default: equal)"
     )
+    p.add_argument(
+        "--factor", type=float, default=0.0, metavar="FRACTION",
+        help="classes differ by a bound factor of this fraction of the mass, e.g. 0.03 "
+        "(default: by a swung domain)",
+    )  # fmt: skip
     p.add_argument(
         "--tilt-ranges",
         type=tilt_ranges,

@@ -17,6 +17,7 @@ from tomoclass.cli.common import (
     progress_bar,
     publish_folder,
     read_particles,
+    shared_cache,
     write_text,
 )
 from tomoclass.errors import TomoclassError
@@ -199,7 +200,7 @@ def _run_mco(args: argparse.Namespace) -> None:
     if args.oversample < 1:
         raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")
     classes = args.classes * args.oversample
-    try:
+    with shared_cache(comm, features):
         if annealing:
             result, swaps = mco_ac(
                 plist, args.mask, classes, args.start_temperature, args.annealing_step,
@@ -212,13 +213,6 @@ def _run_mco(args: argparse.Namespace) -> None:
                 plist, args.mask, classes, args.highest_frequency, args.binning,
                 iterations=args.iterations, on_iteration=keep_step, **common,
             )  # fmt: skip
-    except BaseException:
-        if comm.rank == 0:  # no barrier: a failed rank is not coming back
-            shutil.rmtree(features, ignore_errors=True)
-        raise
-    comm.allgather(None)  # every rank is done with the shared features
-    if comm.rank == 0:
-        shutil.rmtree(features, ignore_errors=True)
     labels, plan = result.labels.tolist(), None
     if args.oversample > 1:
         labels, plan, before = merge_oversampled(plist, labels, args.classes, args.mask,

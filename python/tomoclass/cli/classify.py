@@ -1,0 +1,121 @@
+"""``tomoclass classify``: the default classification (correlations, nuisance removed, CPCA,
+MCO-AC restarts), written as one folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tomoclass import __version__
+from tomoclass.cli.common import (
+    Formatter,
+    add_memory,
+    add_sampling,
+    check_new_folder,
+    progress_bar,
+    publish_folder,
+    read_particles,
+    shared_cache,
+    warn,
+)
+
+SCORES = "scores.csv"
+"""The per-particle table of a classification folder (read by ``select --min-margin``)."""
+
+
+def scores_text(names: list[str], labels, scores, margin) -> str:
+    """``scores.csv``: one row per particle in list order: its file, class, score against
+    every class average and margin (best − second score)."""
+    k = scores.shape[1]
+    lines = [",".join(["particle", "class", *(f"score_{c}" for c in range(k)), "margin"]) + "\n"]
+    for name, label, row, gap in zip(names, labels, scores, margin, strict=True):
+        values = ",".join(f"{v:.6g}" for v in row)
+        lines.append(f"{name},{label},{values},{gap:.6g}\n")
+    return "".join(lines)
+
+
+def _run_classify(args: argparse.Namespace) -> None:
+    import json
+    import time
+
+    from tomoclass.average import class_averages, write_averages
+    from tomoclass.classify import classify
+    from tomoclass.io import write_particle_list
+    from tomoclass.parallel import world
+
+    comm = world()
+    started = time.perf_counter()
+    plist = read_particles(args)
+    check_new_folder(args.output)  # now, not after the whole run
+    features = args.output.absolute().parent / f".{args.output.name}.features"
+    with shared_cache(comm, features):
+        result = classify(
+            plist, args.mask, args.nclass, args.lowpass, args.binning,
+            lowest=args.lowest_frequency, restarts=args.restarts, seed=args.seed, comm=comm,
+            progress=progress_bar(comm), cache_dir=features, memory_budget=args.memory * 2**30,
+        )  # fmt: skip
+    classified = plist.with_classes(result.labels.tolist())
+    averages = class_averages(classified, binning=args.binning, comm=comm)
+    if comm.rank != 0:
+        return
+    for line in result.warnings:
+        warn(line)
+    listed = f"classifiedParticles{args.particles.suffix.lower()}"
+
+    def build(work: Path) -> None:
+        write_particle_list(classified, work / listed)
+        write_averages(averages, work / "class")
+        names = [p.filename for p in plist]
+        (work / SCORES).write_text(scores_text(names, result.labels, result.scores, result.margin))
+        run = {
+            "command": "classify",
+            "parameters": {k: (str(v) if isinstance(v, Path) else v)
+                           for k, v in vars(args).items() if k != "run"},
+            "ranks": comm.size,
+            "versions": {"tomoclass": __version__},
+            **result.summary(),
+            "timings": {"total_seconds": time.perf_counter() - started},
+        }  # fmt: skip
+        (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+    publish_folder(build, args.output)
+    sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
+    print(f"{args.nclass} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
+          f"wrote {args.output}/{listed}, class_<k>.em, {SCORES}, run.json")  # fmt: skip
+
+
+def add_classify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="classify the recommended way (start here)",
+        formatter_class=Formatter,
+        description=(
+            "The default classification, no method to choose: the correlation matrix of the\n"
+            "particles, less what their sampling (wedges, CTFs) predicts; CPCA of it; then\n"
+            "RESTARTS refinements by MCO-AC from CPCA's eigenvectors (k-means with seed\n"
+            "SEED + r, short annealing, EXMX to convergence). The assignment with the highest\n"
+            "total score is kept, and the agreement between restarts (ARI) is printed as a\n"
+            "stability figure. Beyond 4000 particles the matrix is a landmark block\n"
+            "(Nyström CPCA).\n\n"
+            "Writes the new folder OUT: classifiedParticles with the input's extension,\n"
+            "class_<k>.em (wedge-weighted averages), scores.csv (every particle's score\n"
+            "against every class and its margin, best - second: small margins are ambiguous\n"
+            "particles, see 'select --min-margin') and run.json (each stage's result).\n\n"
+            "example:\n  tomoclass classify -p particles.xml -m mask.em -n 3 -f 8 -o classes"
+        ),
+    )
+    p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
+    p.add_argument("-m", "--mask", type=Path, required=True,
+                   help="real-space mask (focus it on a local difference)")  # fmt: skip
+    p.add_argument("-n", "--nclass", type=int, required=True, help="number of classes")
+    p.add_argument("-f", "--lowpass", type=float, required=True,
+                   help="band limit, Fourier voxels of the binned box")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, required=True, help="new output folder")
+    p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
+    p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
+    p.add_argument("--restarts", type=int, default=4, help="seeded refinements")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
+    p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
+    add_memory(p, "larger features are memory-mapped from .OUT.features (shared by MPI ranks)")
+    add_sampling(p)
+    p.set_defaults(run=_run_classify)
