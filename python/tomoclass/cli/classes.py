@@ -57,15 +57,33 @@ def add_average(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_average)
 
 
+MARGIN_RANGE = (0.0, 2.0)
+"""Margins are differences of two correlations."""
+
+
 def _run_select(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from tomoclass.cli.classify import SCORES, read_margins
     from tomoclass.io import read_particle_list, write_particle_list
 
+    if args.classes is None and args.min_margin is None:
+        raise TomoclassError("give --classes, --min-margin or both")
+    lo, hi = MARGIN_RANGE
+    if args.min_margin is not None and not lo <= args.min_margin <= hi:
+        raise TomoclassError(f"--min-margin must be within {lo:g}..{hi:g}, got {args.min_margin}")
     plist = read_particle_list(args.particles)
-    wanted = [c.strip() for c in args.classes.split(",") if c.strip()]
-    missing = sorted(set(wanted) - set(plist.class_names()))
-    if missing:
-        raise TomoclassError(f"{args.particles}: no class {', '.join(missing)} in the list")
-    chosen = plist.select(wanted)
+    keep = np.ones(len(plist), bool)
+    if args.classes is not None:
+        wanted = [c.strip() for c in args.classes.split(",") if c.strip()]
+        missing = sorted(set(wanted) - set(plist.class_names()))
+        if missing:
+            raise TomoclassError(f"{args.particles}: no class {', '.join(missing)} in the list")
+        keep &= np.isin(plist.class_names(), wanted)
+    if args.min_margin is not None:
+        table = args.scores or args.particles.parent / SCORES
+        keep &= read_margins(table, [p.filename for p in plist]) >= args.min_margin
+    chosen = plist[keep]
     write_particle_list(chosen, args.output)
     print(f"wrote {len(chosen)} of {len(plist)} particles to {args.output}")
 
@@ -86,12 +104,22 @@ def _run_split(args: argparse.Namespace) -> None:
 def add_select_split(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "select",
-        help="keep the particles of chosen classes",
+        help="keep the particles of chosen classes, or those assigned with confidence",
         formatter_class=Formatter,
-        description="Keep the particles of the given classes, e.g. after judging the averages.",
+        description=(
+            "Keep the particles of the given classes (e.g. after judging the averages), and/or\n"
+            "those whose margin (score against their best class minus the second best, from\n"
+            "the scores.csv that 'classify' writes beside its list) is at least MIN_MARGIN.\n\n"
+            "example:\n  tomoclass select -p classes/classifiedParticles.xml --classes 1 "
+            "--min-margin 0.01 -o class1.xml"
+        ),
     )
     p.add_argument("-p", "--particles", type=Path, required=True, help="classified list")
-    p.add_argument("--classes", required=True, help="comma-separated class names, e.g. 1,2")
+    p.add_argument("--classes", help="comma-separated class names, e.g. 1,2")
+    p.add_argument("--min-margin", type=float, metavar="M",
+                   help="keep particles whose margin is at least M (0..2)")  # fmt: skip
+    p.add_argument("--scores", type=Path,
+                   help="the scores table (default: scores.csv beside the list)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, required=True, help="particle list to write")
     p.set_defaults(run=_run_select)
     p = sub.add_parser(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from tomoclass import __version__
 from tomoclass.cli.common import (
     Formatter,
@@ -18,20 +20,47 @@ from tomoclass.cli.common import (
     shared_cache,
     warn,
 )
+from tomoclass.errors import TomoclassError
 
 SCORES = "scores.csv"
 """The per-particle table of a classification folder (read by ``select --min-margin``)."""
 
 
 def scores_text(names: list[str], labels, scores, margin) -> str:
-    """``scores.csv``: one row per particle in list order: its file, class, score against
-    every class average and margin (best − second score)."""
+    """``scores.csv``: one row per particle in list order: its file (as the list beside it
+    names it), class, score against every class average and margin (best − second score)."""
     k = scores.shape[1]
     lines = [",".join(["particle", "class", *(f"score_{c}" for c in range(k)), "margin"]) + "\n"]
     for name, label, row, gap in zip(names, labels, scores, margin, strict=True):
         values = ",".join(f"{v:.6g}" for v in row)
         lines.append(f"{name},{label},{values},{gap:.6g}\n")
     return "".join(lines)
+
+
+def read_margins(path: Path, names: list[str]) -> np.ndarray:
+    """The margins of ``scores.csv`` at ``path``, checked to list the particles ``names`` in
+    the same order."""
+    import csv
+
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise TomoclassError(
+            f"{path}: cannot read the scores table ({exc.strerror}); give --scores"
+        ) from None
+    if rows and not {"particle", "margin"} <= set(rows[0]):
+        raise TomoclassError(f"{path}: not a scores table (no particle and margin columns)")
+    listed = [row["particle"] for row in rows]
+    if listed != names:
+        raise TomoclassError(
+            f"{path}: lists other particles than the list ({len(listed)} rows for "
+            f"{len(names)} particles, or another order)"
+        )
+    try:
+        return np.array([float(row["margin"]) for row in rows])
+    except ValueError:
+        raise TomoclassError(f"{path}: a margin is not a number") from None
 
 
 def _run_classify(args: argparse.Namespace) -> None:
@@ -65,7 +94,7 @@ def _run_classify(args: argparse.Namespace) -> None:
     def build(work: Path) -> None:
         write_particle_list(classified, work / listed)
         write_averages(averages, work / "class")
-        names = [p.filename for p in plist]
+        names = [p.filename for p in plist.rebased(args.output.absolute())]  # as in the list
         (work / SCORES).write_text(scores_text(names, result.labels, result.scores, result.margin))
         run = {
             "command": "classify",
