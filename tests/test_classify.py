@@ -24,6 +24,7 @@ from tomoclass.mask import spherical_mask
 from tomoclass.mco import leave_one_out_scores
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.nuisance import _Predictors, remove_nuisance
+from tomoclass.plotting import report
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 
 # Two conformations 3:1 at low SNR over four tilt ranges: CPCA of the raw matrix clusters on
@@ -122,10 +123,14 @@ def test_cli_writes_the_folder_and_select_uses_its_margins(sim_list, tmp_path, c
     assert "restarts agree at ARI" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
         "class_0.em", "class_0_wedgesum.em", "class_1.em", "class_1_wedgesum.em",
-        "classifiedParticles.xml", "run.json", "scores.csv",
+        "classifiedParticles.xml", "coefficients.csv", "coefficients.npy", "eigenvalues.csv",
+        "eigenvalues.npy", "run.json", "scores.csv",
     ]  # fmt: skip
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "classify" and len(run["restarts"]) == 2
+    assert sum(run["class_sizes"].values()) == 80
+    page = report(out).read_text()
+    assert page.count("<img") == 4 and "Margins" in page  # eigenvalues, coefficients, averages
     classified = read_particle_list(out / "classifiedParticles.xml")
     with open(out / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

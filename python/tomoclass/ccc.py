@@ -232,6 +232,33 @@ def correlation_matrix(
     return matrix
 
 
+def matrix_from_features(f, w, herm, comm=None, landmarks: np.ndarray | None = None) -> np.ndarray:
+    """The CCC matrix (or with ``landmarks`` its ``(N, m)`` columns at those particles) from
+    features already computed; under MPI the tiles are shared and every rank gets all."""
+    comm = comm or Serial()
+    n = len(f)
+    factors = _core.ccc_factors(f, w, herm)
+    if landmarks is None:
+        tiles, cols = tile_grid(n)[comm.rank :: comm.size], None
+        out = np.empty((n, n), np.float32)
+    else:
+        cols = _core.ccc_factors(f[landmarks], w[landmarks], herm)
+        edges = [*range(0, n, TILE), n]
+        tiles = [(a, b, 0, len(landmarks)) for a, b in itertools.pairwise(edges)]
+        tiles, out = tiles[comm.rank :: comm.size], np.empty((n, len(landmarks)), np.float32)
+    done = list(zip(tiles, _core.ccc_tiles(*factors, tiles, cols=cols), strict=True))
+    for part in comm.allgather(done) if comm.size > 1 else [done]:
+        for (r0, r1, c0, c1), block in part:
+            out[r0:r1, c0:c1] = block
+            if landmarks is None:
+                out[c0:c1, r0:r1] = block.T
+    if landmarks is None:
+        np.fill_diagonal(out, 1.0)
+    else:
+        out[landmarks, np.arange(len(landmarks))] = 1.0
+    return out
+
+
 def choose_landmarks(n: int, count: int, seed: int = 0) -> np.ndarray:
     """``count`` distinct particle indices in ``0..n``, drawn uniformly with ``seed`` and
     sorted: the landmarks of a Nyström CPCA."""

@@ -10,8 +10,8 @@ particles leave a wrong start. Every restart draws its k-means seeds and anneali
 ``seed + r``, so a result depends on the seed only (not on threads or MPI ranks), and the
 agreement between restarts (mean pairwise ARI) tells how stable the classes are.
 
-Features are computed once and shared by all stages. Up to :data:`LANDMARKS_ABOVE` particles
-the full matrix is used; beyond, a landmark block of :data:`LANDMARKS` columns (Nyström CPCA).
+Features are computed once and shared by all stages; CPCA is
+:func:`tomoclass.cpca.corrected_cpca` (a landmark block beyond 4000 particles).
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tomoclass import _core
-from tomoclass.ccc import LandmarkBlock, choose_landmarks, tile_grid
-from tomoclass.cpca import CPCAResult, cpca, kmeans
+from tomoclass.cpca import CPCAResult, corrected_cpca, kmeans
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
 from tomoclass.mco import ac_rounds, class_scores
 from tomoclass.metrics import adjusted_rand_index
-from tomoclass.nuisance import NuisanceFit, remove_nuisance
+from tomoclass.nuisance import NuisanceFit
 from tomoclass.parallel import Serial
 
 RESTARTS = 4
@@ -40,11 +38,6 @@ START_TEMPERATURE = 1.0
 """Annealing of each restart: T = 1 times the spread of the scores, dropping by 0.2 per
 round (5 rounds of one EXMX iteration each), then EXMX to convergence."""
 ANNEALING_STEP = 0.2
-
-LANDMARKS_ABOVE = 4000
-"""Beyond this many particles the correlations are a landmark block (Nyström CPCA)."""
-LANDMARKS = 2000
-"""Landmark columns of that block."""
 
 SMALL_CLASS = 0.01
 """A class with fewer than this fraction of the particles (or fewer than 2) is near-empty."""
@@ -96,7 +89,8 @@ class Classification:
                          for r in self.restarts],
             "kept_restart": self.best,
             "stability": self.stability,
-            "class_sizes": np.bincount(self.labels, minlength=self.scores.shape[1]).tolist(),
+            "class_sizes": {str(k): int(size) for k, size in
+                            enumerate(np.bincount(self.labels, minlength=self.scores.shape[1]))},
             "median_margin": [float(np.median(self.margin[self.labels == k])) if
                               np.any(self.labels == k) else None
                               for k in range(self.scores.shape[1])],
@@ -118,33 +112,6 @@ def stability(labelings: list[np.ndarray]) -> float:
     if not pairs:
         return 1.0
     return float(np.mean([adjusted_rand_index(a, b) for a, b in pairs]))
-
-
-def correlations(f, w, herm, comm=None, landmarks: np.ndarray | None = None) -> np.ndarray:
-    """The CCC matrix (or with ``landmarks`` its ``(N, m)`` columns at those particles) from
-    features already computed; under MPI the tiles are shared and every rank gets all."""
-    comm = comm or Serial()
-    n = len(f)
-    factors = _core.ccc_factors(f, w, herm)
-    if landmarks is None:
-        tiles, cols = tile_grid(n)[comm.rank :: comm.size], None
-        out = np.empty((n, n), np.float32)
-    else:
-        cols = _core.ccc_factors(f[landmarks], w[landmarks], herm)
-        edges = [*range(0, n, 512), n]
-        tiles = [(a, b, 0, len(landmarks)) for a, b in itertools.pairwise(edges)]
-        tiles, out = tiles[comm.rank :: comm.size], np.empty((n, len(landmarks)), np.float32)
-    done = list(zip(tiles, _core.ccc_tiles(*factors, tiles, cols=cols), strict=True))
-    for part in comm.allgather(done) if comm.size > 1 else [done]:
-        for (r0, r1, c0, c1), block in part:
-            out[r0:r1, c0:c1] = block
-            if landmarks is None:
-                out[c0:c1, r0:r1] = block.T
-    if landmarks is None:
-        np.fill_diagonal(out, 1.0)
-    else:
-        out[landmarks, np.arange(len(landmarks))] = 1.0
-    return out
 
 
 UNSTABLE = 0.5
@@ -210,16 +177,7 @@ def classify(
     f, w = prep.gathered_features(comm, progress=features_done, cache_dir=cache_dir,
                                   memory_budget=memory_budget)  # fmt: skip
     band = prep.band
-    landmarks = choose_landmarks(n, LANDMARKS, seed) if n > LANDMARKS_ABOVE else None
-    matrix = correlations(f, w, band.herm, comm, landmarks)
-    first = fit = None
-    if comm.rank == 0:  # one rank decides, so that all continue from the same labels
-        corrected, fit = remove_nuisance(matrix, f, w, band, landmarks=landmarks)
-        source = corrected if landmarks is None else LandmarkBlock(corrected, landmarks)
-        first = cpca(source, "auto", nclass, seed)
-        del corrected
-    del matrix
-    first, fit = comm.bcast((first, fit), root=0)
+    first, fit, landmarks = corrected_cpca(f, w, band, nclass, seed, comm)
     runs = []
     for r in range(restarts):
         start = first.labels if r == 0 else kmeans(first.coefficients, nclass, seed + r)

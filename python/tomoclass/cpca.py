@@ -19,8 +19,11 @@ from scipy.cluster.vq import kmeans2
 from scipy.linalg import eigh
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from tomoclass.ccc import LandmarkBlock
+from tomoclass.ccc import LandmarkBlock, choose_landmarks, matrix_from_features
 from tomoclass.errors import TomoclassError
+from tomoclass.features import Band
+from tomoclass.nuisance import NuisanceFit, remove_nuisance
+from tomoclass.parallel import Serial
 
 DENSE_LIMIT = 4000
 """Above this many particles the eigenpairs come from Lanczos iterations."""
@@ -254,3 +257,33 @@ def cpca(
     coefficients = vectors * np.sqrt(np.clip(values, 0, None))
     labels = kmeans(coefficients, nclass, seed)
     return CPCAResult(labels, coefficients, values, len(values))
+
+
+LANDMARKS_ABOVE = 4000
+"""Beyond this many particles :func:`corrected_cpca` uses a landmark block (Nyström CPCA)."""
+LANDMARKS = 2000
+"""Landmark columns of that block."""
+
+
+def corrected_cpca(
+    f: np.ndarray, w: np.ndarray, band: Band, nclass: int, seed: int = 0, comm=None
+) -> tuple[CPCAResult, NuisanceFit, np.ndarray | None]:
+    """CPCA (``neig`` auto) of the correlations of features ``f``, ``w`` on ``band`` less
+    what the particles' sampling predicts (:func:`tomoclass.nuisance.remove_nuisance`):
+    the start of ``classify`` and of MCO's ``--start cpca``. Beyond
+    :data:`LANDMARKS_ABOVE` particles the correlations are a landmark block of
+    :data:`LANDMARKS` seeded columns. Returns the result, the nuisance fit and the landmarks
+    (None for the full matrix); under MPI (``comm``) the tiles are shared, rank 0 decides
+    and every rank returns the same."""
+    comm = comm or Serial()
+    n = len(f)
+    landmarks = choose_landmarks(n, LANDMARKS, seed) if n > LANDMARKS_ABOVE else None
+    matrix = matrix_from_features(f, w, band.herm, comm, landmarks)
+    result = fit = None
+    if comm.rank == 0:  # one rank decides, so that all continue from the same labels
+        corrected, fit = remove_nuisance(matrix, f, w, band, landmarks=landmarks)
+        del matrix
+        source = corrected if landmarks is None else LandmarkBlock(corrected, landmarks)
+        result = cpca(source, "auto", nclass, seed)
+    result, fit = comm.bcast((result, fit), root=0)
+    return result, fit, landmarks

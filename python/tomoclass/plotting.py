@@ -54,12 +54,12 @@ def _run_info(folder: Path) -> dict:
 def _classified_labels(folder: Path, run: dict) -> np.ndarray | None:
     from tomoclass.io import read_particle_list
 
-    candidates = [folder / "classifiedParticles.xml"]
+    candidates = [folder / f"classifiedParticles{ext}" for ext in (".xml", ".star", ".tbl")]
     output = run.get("parameters", {}).get("output")
     if output:
         candidates.insert(0, Path(output))
     for path in candidates:
-        if path.exists():
+        if path.is_file():
             names = read_particle_list(path).class_names()
             return np.array(["" if n is None else n for n in names])
     return None
@@ -133,6 +133,36 @@ def averages_figure(averages: list[tuple[str, np.ndarray, int | None]]) -> bytes
     return _png(figure)
 
 
+def margin_figure(margins: np.ndarray, labels: np.ndarray) -> bytes:
+    """Per class, the distribution of the particles' margins (best − second score)."""
+    plt = _pyplot()
+    classes = sorted(set(labels), key=str)
+    figure, axes = plt.subplots(figsize=(max(5.5, 0.8 * len(classes) + 2), 3.2))
+    axes.boxplot([margins[labels == c] for c in classes], showfliers=False)
+    axes.set_xticks(range(1, len(classes) + 1), [str(c) for c in classes])
+    axes.set_xlabel("class")
+    axes.set_ylabel("margin (best − second score)")
+    axes.set_title("how surely each particle belongs to its class")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _margins(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """Margins and classes of ``scores.csv`` (written by ``classify``), if there."""
+    import csv
+
+    path = folder / "scores.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        margins = np.array([float(r["margin"]) for r in rows])
+    except (KeyError, ValueError):
+        raise TomoclassError(f"{path}: not a scores table with a margin column") from None
+    return margins, np.array([r["class"] for r in rows])
+
+
 def trace_figure(trace: list[dict]) -> bytes:
     plt = _pyplot()
     steps = [e for e in trace if isinstance(e.get("round", e.get("iteration")), int)]
@@ -199,6 +229,9 @@ def report(directory: str | os.PathLike) -> Path:
     averages = _averages(folder, run)
     if averages:
         figures.append(("Class averages", averages_figure(averages)))
+    margins = _margins(folder)
+    if margins is not None:
+        figures.append(("Margins", margin_figure(*margins)))
     for picture in sorted(folder.glob("*dendrogram.png")):
         figures.append((f"Dendrogram ({picture.name})", picture.read_bytes()))
     if run.get("trace"):

@@ -19,6 +19,7 @@ from tomoclass.cli.common import (
     read_particles,
     shared_cache,
     warn,
+    write_table,
 )
 from tomoclass.errors import TomoclassError
 
@@ -96,6 +97,8 @@ def _run_classify(args: argparse.Namespace) -> None:
         write_averages(averages, work / "class")
         names = [p.filename for p in plist.rebased(args.output.absolute())]  # as in the list
         (work / SCORES).write_text(scores_text(names, result.labels, result.scores, result.margin))
+        write_table(work / "eigenvalues", result.cpca.eigenvalues)
+        write_table(work / "coefficients", result.cpca.coefficients)
         run = {
             "command": "classify",
             "parameters": {k: (str(v) if isinstance(v, Path) else v)
@@ -110,7 +113,8 @@ def _run_classify(args: argparse.Namespace) -> None:
     publish_folder(build, args.output)
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     print(f"{args.nclass} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
-          f"wrote {args.output}/{listed}, class_<k>.em, {SCORES}, run.json")  # fmt: skip
+          f"wrote {args.output}/{listed}, class_<k>.em, {SCORES}, run.json; look at them with "
+          f"'tomoclass report {args.output}'")  # fmt: skip
 
 
 def add_classify(sub: argparse._SubParsersAction) -> None:
@@ -127,9 +131,11 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
             "stability figure. Beyond 4000 particles the matrix is a landmark block\n"
             "(Nyström CPCA).\n\n"
             "Writes the new folder OUT: classifiedParticles with the input's extension,\n"
-            "class_<k>.em (wedge-weighted averages), scores.csv (every particle's score\n"
-            "against every class and its margin, best - second: small margins are ambiguous\n"
-            "particles, see 'select --min-margin') and run.json (each stage's result).\n\n"
+            "class_<k>.em (wedge-weighted averages), CPCA's eigenvalues and coefficients\n"
+            "(.npy, .csv), scores.csv (every particle's score against every class and its\n"
+            "margin, best - second: small margins are ambiguous particles, see 'select\n"
+            "--min-margin') and run.json (each stage's result); 'tomoclass report OUT' draws\n"
+            "them.\n\n"
             "example:\n  tomoclass classify -p particles.xml -m mask.em -n 3 -f 8 -o classes"
         ),
     )
