@@ -77,7 +77,7 @@ AC = ["--start-temperature", "1", "--annealing-step", "0.25", "--local-search-in
 
 @pytest.mark.parametrize(
     ("command", "extra", "after"),
-    [("mco-exmx", ["-t", "0", "-n", "6"], 2), ("mco-ac", AC, 5)],
+    [("mco-exmx", ["-t", "0", "-n", "6", "--start", "random"], 2), ("mco-ac", AC, 5)],
     ids=["exmx", "ac"],
 )
 def test_mco_killed_then_resumed(data, tmp_path, command, extra, after):

@@ -82,7 +82,7 @@ def two_classes():
 
 def test_exmx_from_a_random_start_recovers_two_classes(two_classes):
     sim, stack = two_classes
-    result = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=20, seed=0)
+    result = mco_exmx(stack, spherical_mask(32), 2, 8, iterations=20, seed=0, start="random")
     assert adjusted_rand_index(sim.labels, result.labels) >= 0.9
     assert result.trace[-1]["fraction_changed"] <= 0.05
     first, last = result.trace[0]["total_score"], result.trace[-1]["total_score"]
@@ -207,8 +207,9 @@ def test_cli_mco_ac_writes_rounds_and_swaps(tmp_path):
 
 @pytest.mark.parametrize(
     ("command", "extra", "calls"),
-    [("mco-exmx", ["-t", "0"], 2), ("mco-ac", ["--start-temperature", "1", "--annealing-step",
-                                                "0.25", "--local-search-increment", "1"], 5)],
+    [("mco-exmx", ["-t", "0", "--start", "random"], 2),
+     ("mco-ac", ["--start-temperature", "1", "--annealing-step", "0.25",
+                 "--local-search-increment", "1"], 5)],
 )  # fmt: skip
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, command, extra,
                                                          calls):  # fmt: skip

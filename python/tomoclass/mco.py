@@ -6,9 +6,9 @@ against every average seen through the particle's own weight (constrained correl
 SPEC §3), and moves each particle to its best class. It stops when the fraction of
 particles that changed class is at most ``end_threshold``, or after ``iterations``. A class
 that empties is re-seeded with the worse-fitting half of the largest class, unless
-``allow_collapse``. The start is the list's classes, or (when it has at most one) a random
-assignment from the counter-based stream ``(seed, round 0, particle)``, so results depend on
-the seed only.
+``allow_collapse``. The start (:data:`STARTS`) is the list's classes, CPCA's labels (the
+default for a list without classes), or a random assignment from the counter-based stream
+``(seed, round 0, particle)``, so results depend on the seed only.
 """
 
 from __future__ import annotations
@@ -109,16 +109,47 @@ def random_labels(n: int, nclass: int, seed: int) -> np.ndarray:
     return np.minimum((_core.counter_uniform(seed, 0, n) * nclass).astype(int), nclass - 1)
 
 
-def start_labels(particles: Particles, nclass: int, seed: int) -> np.ndarray:
-    """The list's classes if it has more than one (they must number ``nclass``), else random."""
-    names = [] if isinstance(particles, ParticleStack) else particles.class_names()
+STARTS = ("auto", "list", "cpca", "random")
+"""Where MCO starts: ``list`` the list's classes, ``cpca`` CPCA's labels (of the corrected
+correlations, :func:`tomoclass.cpca.corrected_cpca`), ``random`` a seeded random assignment,
+``auto`` the list's classes when it has at least two, else CPCA."""
+
+
+def _list_classes(particles: Particles) -> list[str | None]:
+    return [] if isinstance(particles, ParticleStack) else particles.class_names()
+
+
+def start_labels(
+    particles: Particles,
+    nclass: int,
+    seed: int,
+    start: str = "auto",
+    features: tuple | None = None,
+    comm=None,
+) -> np.ndarray:
+    """The start of an MCO run (see :data:`STARTS`); ``features`` ``(f, w, band)`` of the
+    particles are needed for ``cpca``."""
+    if start not in STARTS:
+        raise TomoclassError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
+    names = _list_classes(particles)
     distinct = list(dict.fromkeys(name for name in names if name is not None))
-    if len(distinct) <= 1 or None in names:
+    listed = len(distinct) >= 2 and None not in names
+    if start == "list" and not listed:
+        raise TomoclassError(
+            "--start list: the particle list has no classes (every particle needs one, and "
+            "at least two different); use --start cpca or random"
+        )
+    if start == "random":
         return random_labels(len(particles), nclass, seed)
+    if start == "cpca" or (start == "auto" and not listed):
+        from tomoclass.cpca import corrected_cpca  # cpca's start imports this module's users
+
+        f, w, band = features
+        return corrected_cpca(f, w, band, nclass, seed, comm)[0].labels
     if len(distinct) != nclass:
         raise TomoclassError(
             f"the particle list has {len(distinct)} classes but {nclass} were asked for; "
-            "give a list with one class (or none) to start at random"
+            "start elsewhere with --start cpca or random"
         )
     index = {name: k for k, name in enumerate(distinct)}
     return np.array([index[name] for name in names])
@@ -244,6 +275,7 @@ def mco_exmx(
     update_shifts: bool = False,
     cache_dir: str | os.PathLike | None = None,
     memory_budget: float = MEMORY_BUDGET,
+    start: str = "auto",
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -254,6 +286,7 @@ def mco_exmx(
     ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
     that radius (PyTom's translation tolerance); ``update_shifts`` then also returns the
     particles' shifts that centre them on their final class averages.
+    ``start``: where to start (:data:`STARTS`).
     ``on_iteration(entry, labels)`` is called after each iteration. Features larger than
     ``memory_budget`` bytes are memory-mapped from files in ``cache_dir`` (shared by all MPI
     ranks) instead of held in memory, as in :func:`tomoclass.ccc.correlation_matrix`.
@@ -264,13 +297,20 @@ def mco_exmx(
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     f, w, herm, shift = _features_for(prep, nclass, comm, max_shift, cache_dir, memory_budget)
-    labels = start_labels(prep.particles, nclass, seed)
+    labels = _start_of(prep, nclass, seed, start, (f, w, prep.band), comm, resume)
     result = exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
                              allow_collapse, on_iteration=on_iteration, comm=comm,
                              resume=resume, shift=shift)  # fmt: skip
     if update_shifts:
         result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
     return result
+
+
+def _start_of(prep, nclass, seed, start, features, comm, resume) -> np.ndarray | None:
+    """The start labels of a fresh run (None when resuming: the checkpoint has them)."""
+    if resume is not None:
+        return None
+    return start_labels(prep.particles, nclass, seed, start, features, comm)
 
 
 def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memory_budget):
@@ -391,6 +431,7 @@ def mco_ac(
     update_shifts: bool = False,
     cache_dir: str | os.PathLike | None = None,
     memory_budget: float = MEMORY_BUDGET,
+    start: str = "auto",
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
@@ -398,7 +439,7 @@ def mco_ac(
     ``end_threshold``, ``allow_collapse``); the other parameters as :func:`mco_exmx`."""
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     f, w, herm, shift = _features_for(prep, nclass, comm, max_shift, cache_dir, memory_budget)
-    labels = start_labels(prep.particles, nclass, seed)
+    labels = _start_of(prep, nclass, seed, start, (f, w, prep.band), comm, resume)
     result, swaps = ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
                               on_round=on_round, comm=comm, resume=resume, shift=shift,
                               **options)  # fmt: skip

@@ -83,7 +83,7 @@ class McoCheckpoint:
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
             "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
-            "update_shifts", "oversample",
+            "update_shifts", "oversample", "start",
             "start_temperature", "annealing_step", "local_search_increment", "temperature",
             "criterion")  # fmt: skip
 
@@ -195,7 +195,8 @@ def _run_mco(args: argparse.Namespace) -> None:
               "end_threshold": args.end_threshold, "resume": resume,
               "max_shift": args.max_shift, "update_shifts": args.update_shifts,
               "allow_collapse": args.allow_class_collapse,
-              "cache_dir": features, "memory_budget": args.memory * 2**30}  # fmt: skip
+              "cache_dir": features, "memory_budget": args.memory * 2**30,
+              "start": args.start}  # fmt: skip
     swaps = None
     if args.oversample < 1:
         raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")
@@ -305,6 +306,11 @@ def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str
     p.add_argument("-j", "--job", type=Path,
                    help="PyTom job file (MCOEXMXJob/MCOACJob) instead of the flags")  # fmt: skip
     _add_mco_options(p, name == "mco-ac")
+    p.add_argument(
+        "--start", choices=("auto", "list", "cpca", "random"), default="auto",
+        help="start from the list's classes, CPCA's labels or at random; auto: the list's "
+        "classes when it has at least two, else cpca",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
     add_memory(p, "larger features are memory-mapped from .DIR.features (shared by MPI ranks)")
     p.add_argument("--resume", action="store_true",
@@ -334,8 +340,8 @@ def add_mco_commands(sub: argparse._SubParsersAction) -> None:
     _add_mco(sub, "mco-exmx", "classify by multiple correlation optimisation (EXMX)", (
         "MCO-EXMX: iterate class averages (in the particles' own wedges) and reassignment\n"
         "of every particle to its best-correlating class, until at most END_THRESHOLD of\n"
-        "the particles change class. Starts from the list's classes, or at random (seeded)\n"
-        "when the list has at most one. Writes DIR/classifiedParticles.xml, class_<k>.em,\n"
+        "the particles change class. Starts from the list's classes, or from CPCA's labels\n"
+        "when the list has none (--start). Writes DIR/classifiedParticles.xml, class_<k>.em,\n"
         "iteration_<i>/classifiedParticles.xml and run.json with the per-iteration trace.\n\n"
         "example:\n  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco "
         "--highest-frequency 8"
