@@ -10,8 +10,8 @@ weight volumes it names). For each, mean ARI against the truth over ``--seeds`` 
 - ``CPCA``: ``tomoclass cpca -e auto`` on the raw matrix (PyTom's method);
 - ``EXMX``, ``AC``: MCO from a random start (AC: T = 2·sigma, step 0.2, one EXMX iteration
   per round, as bench_mco);
-- ``EXMX×3``: MCO-EXMX into 3×K classes, merged to K by the class averages (``--oversample
-  3``);
+- ``EXMX×3``: ``mco-exmx --oversample 3`` from a random start: 3×K classes, merged to K by
+  total score, refined by EXMX;
 - ``classify``: ``tomoclass classify`` (4 restarts), and its restarts' agreement.
 
 The rows: two conformations 3:1 at two low SNRs and four conformations (the simulator's
@@ -35,16 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tomoclass.average import class_averages
 from tomoclass.ccc import correlation_matrix
 from tomoclass.classify import classify
 from tomoclass.cpca import cpca
 from tomoclass.features import Preprocessing
-from tomoclass.fourier import frequency_radius
 from tomoclass.io import read_particle_list
 from tomoclass.mask import spherical_mask
-from tomoclass.mco import ac_rounds, exmx_iterations, leave_one_out_scores, random_labels
-from tomoclass.merge import merge_plan
+from tomoclass.mco import (
+    ac_rounds,
+    exmx_iterations,
+    leave_one_out_scores,
+    mco_exmx,
+    random_labels,
+)
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 
@@ -98,16 +101,6 @@ def particles_of(row: Row, seed: int, folder: Path):
     return read_particle_list(star), truth, mask
 
 
-def oversampled(prep, f, w, herm, nclass: int, seed: int) -> np.ndarray:
-    """EXMX into 3·nclass classes from a random start, merged to nclass by the averages."""
-    labels = random_labels(len(f), 3 * nclass, seed)
-    labels = exmx_iterations(f, w, herm, labels, 3 * nclass, 30, 0.01).labels
-    averages = class_averages(prep.particles, labels=labels.tolist())
-    radius = frequency_radius(prep.band.highest, prep.box)
-    plan = merge_plan(averages, prep.mask, radius, n_clusters=nclass)
-    return np.array([int(plan.mapping[str(v)]) for v in labels])
-
-
 def scores(row: Row, seed: int) -> dict[str, float]:
     k = row.config.n_classes
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,12 +109,13 @@ def scores(row: Row, seed: int) -> dict[str, float]:
         feats = prep.features()
         f, w, herm = np.asarray(feats.f), np.asarray(feats.w), feats.band.herm
         start = random_labels(len(f), k, seed)
+        mco = {"iterations": 30, "end_threshold": 0.01, "seed": seed, "start": "random"}
         found = {
             "limit": leave_one_out_scores(f, w, herm, truth, k).argmax(1),
             "CPCA": cpca(correlation_matrix(prep), "auto", k, seed).labels,
             "EXMX": exmx_iterations(f, w, herm, start, k, 30, 0.01).labels,
             "AC": ac_rounds(f, w, herm, start, k, 2.0, 0.2, local_search=1, seed=seed)[0].labels,
-            "EXMX×3": oversampled(prep, f, w, herm, k, seed),
+            "EXMX×3": mco_exmx(prep, None, k, None, oversample=3, **mco).labels,
         }
         began = time.perf_counter()
         result = classify(prep, None, k, None, seed=seed)

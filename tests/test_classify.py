@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from tomoclass.ccc import correlation_matrix
-from tomoclass.classify import classify, margins, stability
+from tomoclass.classify import classify, stability
 from tomoclass.cli import main
 from tomoclass.cpca import cpca
 from tomoclass.features import Preprocessing
 from tomoclass.io import read_particle_list
+from tomoclass.io.scores import margins
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import leave_one_out_scores
 from tomoclass.metrics import adjusted_rand_index
@@ -168,7 +169,7 @@ def test_cli_bad_select_input(sim_list, tmp_path, capsys):
     out = str(tmp_path / "x.xml")
     cases = [
         (["--min-margin", "-0.1"], "--min-margin must be within 0..2"),
-        (["--min-margin", "0.1"], "scores.csv: cannot read the scores table"),
+        (["--min-margin", "0.1"], "scores.csv: no scores table beside the list"),
         ([], "give --classes, --min-margin or both"),
     ]
     for extra, message in cases:

@@ -26,6 +26,7 @@ import numpy as np
 from tomoclass.cpca import CPCAResult, corrected_cpca, kmeans
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
+from tomoclass.io.scores import margins
 from tomoclass.mco import ac_rounds, class_scores
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.nuisance import NuisanceFit
@@ -96,14 +97,6 @@ class Classification:
                               for k in range(self.scores.shape[1])],
             "warnings": self.warnings,
         }  # fmt: skip
-
-
-def margins(scores: np.ndarray) -> np.ndarray:
-    """Best minus second-best score of every row (0 with one class)."""
-    if scores.shape[1] < 2:
-        return np.zeros(len(scores))
-    top = np.sort(scores, axis=1)
-    return top[:, -1] - top[:, -2]
 
 
 def stability(labelings: list[np.ndarray]) -> float:

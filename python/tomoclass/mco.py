@@ -102,6 +102,10 @@ class MCOResult:
     labels: np.ndarray
     trace: list[dict] = field(default_factory=list)
     shifts: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    """Every particle's score against every class average of ``labels``, ``(N, nclass)``."""
+    merge: dict | None = None
+    """With ``oversample``: the merges (:func:`merge_classes`) and the refinement after them."""
 
 
 def random_labels(n: int, nclass: int, seed: int) -> np.ndarray:
@@ -276,6 +280,7 @@ def mco_exmx(
     cache_dir: str | os.PathLike | None = None,
     memory_budget: float = MEMORY_BUDGET,
     start: str = "auto",
+    oversample: int = 1,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -286,7 +291,8 @@ def mco_exmx(
     ``max_shift`` (voxels of the unbinned box): score each particle at its best shift within
     that radius (PyTom's translation tolerance); ``update_shifts`` then also returns the
     particles' shifts that centre them on their final class averages.
-    ``start``: where to start (:data:`STARTS`).
+    ``start``: where to start (:data:`STARTS`). ``oversample`` F: classify into F·nclass
+    classes, then merge them by total score (:func:`merge_classes`) and refine by EXMX.
     ``on_iteration(entry, labels)`` is called after each iteration. Features larger than
     ``memory_budget`` bytes are memory-mapped from files in ``cache_dir`` (shared by all MPI
     ranks) instead of held in memory, as in :func:`tomoclass.ccc.correlation_matrix`.
@@ -296,14 +302,96 @@ def mco_exmx(
     if iterations < 1:
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
-    f, w, herm, shift = _features_for(prep, nclass, comm, max_shift, cache_dir, memory_budget)
-    labels = _start_of(prep, nclass, seed, start, (f, w, prep.band), comm, resume)
-    result = exmx_iterations(f, w, herm, labels, nclass, iterations, end_threshold,
+    run = nclass * _checked_oversample(oversample)
+    f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget)
+    labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, resume)
+    result = exmx_iterations(f, w, herm, labels, run, iterations, end_threshold,
                              allow_collapse, on_iteration=on_iteration, comm=comm,
                              resume=resume, shift=shift)  # fmt: skip
+    return _finish(result, prep, (f, w, herm, shift), run, nclass, comm, update_shifts,
+                   end_threshold, allow_collapse)  # fmt: skip
+
+
+def _checked_oversample(factor: int) -> int:
+    if factor < 1:
+        raise TomoclassError(f"oversample must be >= 1, got {factor}")
+    return int(factor)
+
+
+def _finish(result, prep, features, classes, nclass, comm, update_shifts, end_threshold,
+            allow_collapse):  # fmt: skip
+    """``result`` of a run into ``classes`` classes, merged down to ``nclass`` if that is
+    fewer (then refined by EXMX to convergence), with every particle's scores and, if asked,
+    refined shifts."""
+    f, w, herm, shift = features
+    if classes > nclass:
+        merged, record = merge_classes(f, w, herm, result.labels, classes, nclass, comm, shift)
+        refined = exmx_iterations(f, w, herm, merged, nclass, FINAL_ITERATIONS, end_threshold,
+                                  allow_collapse, comm=comm, shift=shift)  # fmt: skip
+        result.merge = {**record, "refinement": refined.trace}
+        result.labels = refined.labels
+    result.scores = class_scores(f, w, herm, result.labels, nclass, comm, shift)
     if update_shifts:
         result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
     return result
+
+
+CANDIDATES = 3
+"""Classes each class may merge with at a step: those its members score highest against."""
+
+
+def merge_classes(f, w, herm, labels, classes: int, nclass: int, comm=None, shift=None):
+    """Merge ``classes`` classes of ``labels`` two at a time: each step joins the pair whose
+    union keeps the highest total score (every particle scored against the averages of the
+    merged assignment), among the pairs where one class's members score highest against the
+    other (:data:`CANDIDATES` per class). A total over all particles holds at low SNR, where
+    the distance between two small classes' noisy averages does not.
+
+    Merging goes on to one class, so that the steps form a whole tree (for the dendrogram);
+    returns the labels at ``nclass`` classes (``0..nclass−1``, numbered by the smallest
+    original class in each) and the merge record: the original classes' ``sizes``, their
+    new class (``mapping``), the ``start_total_score`` and the ``steps``
+    ``{"joined": [group, group], "total_score": …}`` in original class numbers."""
+    labels = np.asarray(labels).copy()
+    groups = [[k] for k in range(classes)]  # original classes in each current class
+    record = {"sizes": np.bincount(labels, minlength=classes).tolist(), "steps": []}
+    record["start_total_score"] = total_score(f, w, herm, labels, classes, comm, shift)
+    kept = labels if classes <= nclass else None
+    record["mapping"] = list(range(classes))
+    while len(groups) > 1:
+        k = len(groups)
+        scores = class_scores(f, w, herm, labels, k, comm, shift)
+        pairs = set()
+        for a in range(k):
+            members = labels == a
+            if not members.any():
+                pairs.update((min(a, b), max(a, b)) for b in range(k) if b != a)
+                continue
+            affinity = scores[members].mean(axis=0)
+            near = [int(b) for b in np.argsort(-affinity, kind="stable") if b != a]
+            pairs.update((min(a, b), max(a, b)) for b in near[:CANDIDATES])
+        best = None
+        for a, b in sorted(pairs):
+            joined = _joined(labels, a, b)
+            total = total_score(f, w, herm, joined, k - 1, comm, shift)
+            if best is None or total > best[0]:
+                best = (total, a, b, joined)
+        total, a, b, labels = best
+        record["steps"].append({"joined": [groups[a], groups[b]], "total_score": total})
+        groups[a] = sorted(groups[a] + groups[b])
+        del groups[b]
+        if len(groups) == nclass:
+            kept = labels.copy()
+            record["mapping"] = [next(i for i, g in enumerate(groups) if k in g)
+                                 for k in range(classes)]  # fmt: skip
+    return kept, record
+
+
+def _joined(labels: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``labels`` with class ``b`` (> ``a``) joined to ``a`` and the classes above ``b``
+    moved down by one."""
+    out = np.where(labels == b, a, labels)
+    return np.where(out > b, out - 1, out)
 
 
 def _start_of(prep, nclass, seed, start, features, comm, resume) -> np.ndarray | None:
@@ -432,17 +520,20 @@ def mco_ac(
     cache_dir: str | os.PathLike | None = None,
     memory_budget: float = MEMORY_BUDGET,
     start: str = "auto",
+    oversample: int = 1,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
     ``options`` as :func:`ac_rounds` (``local_search``, ``temperature``, ``criterion``,
     ``end_threshold``, ``allow_collapse``); the other parameters as :func:`mco_exmx`."""
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
-    f, w, herm, shift = _features_for(prep, nclass, comm, max_shift, cache_dir, memory_budget)
-    labels = _start_of(prep, nclass, seed, start, (f, w, prep.band), comm, resume)
-    result, swaps = ac_rounds(f, w, herm, labels, nclass, start_temperature, step, seed=seed,
+    run = nclass * _checked_oversample(oversample)
+    f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget)
+    labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, resume)
+    result, swaps = ac_rounds(f, w, herm, labels, run, start_temperature, step, seed=seed,
                               on_round=on_round, comm=comm, resume=resume, shift=shift,
                               **options)  # fmt: skip
-    if update_shifts:
-        result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
+    result = _finish(result, prep, (f, w, herm, shift), run, nclass, comm, update_shifts,
+                     options.get("end_threshold", 0.05),
+                     options.get("allow_collapse", False))  # fmt: skip
     return result, swaps

@@ -93,8 +93,24 @@ def merge_plan(
     return Merge(mapping, tree, correlation)
 
 
-def dendrogram_png(plan: Merge, averages: list[ClassAverage], path) -> None:
-    """The dendrogram of the class averages, leaves labelled with class and size."""
+def score_linkage(record: dict, n: int) -> np.ndarray:
+    """The merges of :func:`tomoclass.mco.merge_classes` (its ``record``) as a linkage in
+    scipy's format: leaves are the original classes, heights the total score lost per
+    particle since the start (made non-decreasing, as a dendrogram needs)."""
+    ids = {(k,): k for k in range(len(record["sizes"]))}
+    rows, height = [], 0.0
+    for step in record["steps"]:
+        a, b = (ids[tuple(group)] for group in step["joined"])
+        height = max(height, (record["start_total_score"] - step["total_score"]) / n)
+        joined = tuple(sorted(step["joined"][0] + step["joined"][1]))
+        ids[joined] = len(ids)
+        rows.append([a, b, height, len(joined)])
+    return np.array(rows, dtype=np.float64)
+
+
+def dendrogram_png(tree: np.ndarray, leaves: list[str], path, distance: str) -> None:
+    """The dendrogram of linkage ``tree`` with leaf labels ``leaves``; ``distance`` names
+    what the heights are."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,12 +119,18 @@ def dendrogram_png(plan: Merge, averages: list[ClassAverage], path) -> None:
 
     from tomoclass.io.files import atomic_output
 
-    leaves = [f"{a.label} (n={a.count}) → {plan.mapping[a.label]}" for a in averages]
-    figure, axes = plt.subplots(figsize=(max(4.0, 0.6 * len(averages) + 2), 4), dpi=120)
-    dendrogram(plan.linkage, labels=leaves, ax=axes, leaf_rotation=60)
-    axes.set_ylabel("1 − CCC between class averages")
-    axes.set_title("class averages, average linkage")
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.6 * len(leaves) + 2), 4), dpi=120)
+    dendrogram(tree, labels=leaves, ax=axes, leaf_rotation=60)
+    axes.set_ylabel(distance)
+    axes.set_title("merging the classes")
     figure.tight_layout()
     with atomic_output(path) as tmp:
         figure.savefig(tmp, format="png")
     plt.close(figure)
+
+
+def average_dendrogram_png(plan: Merge, averages: list[ClassAverage], path) -> None:
+    """The dendrogram of a merge by the class averages, leaves labelled with class, size and
+    new class."""
+    leaves = [f"{a.label} (n={a.count}) → {plan.mapping[a.label]}" for a in averages]
+    dendrogram_png(plan.linkage, leaves, path, "1 − CCC between class averages")

@@ -184,6 +184,16 @@ class ParticleList(Sequence[Particle]):
             for p, row in zip(self._particles, values, strict=True)
         )
 
+    def with_scores(self, scores: Iterable[float | None]) -> ParticleList:
+        """A copy with ``score`` set from ``scores`` (one per particle)."""
+        values = list(scores)
+        if len(values) != len(self):
+            raise TomoclassError(f"scores: got {len(values)} for {len(self)} particles")
+        return self._derive(
+            replace(p, score=None if v is None else float(v))
+            for p, v in zip(self._particles, values, strict=True)
+        )
+
     def with_wedges(self, wedges: Iterable[Wedge | None]) -> ParticleList:
         """A copy with each particle's sampling set from ``wedges`` (one per particle)."""
         wedges = list(wedges)

@@ -64,8 +64,8 @@ MARGIN_RANGE = (0.0, 2.0)
 def _run_select(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from tomoclass.cli.classify import SCORES, read_margins
     from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.io.scores import SCORES, read_margins
 
     if args.classes is None and args.min_margin is None:
         raise TomoclassError("give --classes, --min-margin or both")
@@ -82,6 +82,11 @@ def _run_select(args: argparse.Namespace) -> None:
         keep &= np.isin(plist.class_names(), wanted)
     if args.min_margin is not None:
         table = args.scores or args.particles.parent / SCORES
+        if args.scores is None and not table.exists():
+            raise TomoclassError(
+                f"{table}: no scores table beside the list (classify and mco-* write one); "
+                "give --scores"
+            )
         keep &= read_margins(table, [p.filename for p in plist]) >= args.min_margin
     chosen = plist[keep]
     write_particle_list(chosen, args.output)
@@ -141,7 +146,7 @@ def _run_merge(args: argparse.Namespace) -> None:
     from tomoclass.fourier import frequency_radius
     from tomoclass.io import write_particle_list
     from tomoclass.mask import load_mask, spherical_mask
-    from tomoclass.merge import dendrogram_png, merge_plan
+    from tomoclass.merge import average_dendrogram_png, merge_plan
 
     writable_folder(args.output.absolute().parent)
     plist = read_particles(args)
@@ -166,7 +171,7 @@ def _run_merge(args: argparse.Namespace) -> None:
     with output_group():
         write_particle_list(merged, args.output)
         write_averages(new_averages, f"{stem}_class")
-        dendrogram_png(plan, averages, f"{stem}_dendrogram.png")
+        average_dendrogram_png(plan, averages, f"{stem}_dendrogram.png")
         write_text(Path(f"{stem}_merge.json"), json.dumps(summary, indent=2) + "\n")
     moves = ", ".join(f"{old}→{new}" for old, new in plan.mapping.items())
     print(f"{len(averages)} classes merged into {len(new_averages)} ({moves}): wrote "

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from tomoclass import __version__
 from tomoclass.cli.common import (
     Formatter,
@@ -19,49 +17,9 @@ from tomoclass.cli.common import (
     read_particles,
     shared_cache,
     warn,
+    write_classified,
     write_table,
 )
-from tomoclass.errors import TomoclassError
-
-SCORES = "scores.csv"
-"""The per-particle table of a classification folder (read by ``select --min-margin``)."""
-
-
-def scores_text(names: list[str], labels, scores, margin) -> str:
-    """``scores.csv``: one row per particle in list order: its file (as the list beside it
-    names it), class, score against every class average and margin (best − second score)."""
-    k = scores.shape[1]
-    lines = [",".join(["particle", "class", *(f"score_{c}" for c in range(k)), "margin"]) + "\n"]
-    for name, label, row, gap in zip(names, labels, scores, margin, strict=True):
-        values = ",".join(f"{v:.6g}" for v in row)
-        lines.append(f"{name},{label},{values},{gap:.6g}\n")
-    return "".join(lines)
-
-
-def read_margins(path: Path, names: list[str]) -> np.ndarray:
-    """The margins of ``scores.csv`` at ``path``, checked to list the particles ``names`` in
-    the same order."""
-    import csv
-
-    try:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise TomoclassError(
-            f"{path}: cannot read the scores table ({exc.strerror}); give --scores"
-        ) from None
-    if rows and not {"particle", "margin"} <= set(rows[0]):
-        raise TomoclassError(f"{path}: not a scores table (no particle and margin columns)")
-    listed = [row["particle"] for row in rows]
-    if listed != names:
-        raise TomoclassError(
-            f"{path}: lists other particles than the list ({len(listed)} rows for "
-            f"{len(names)} particles, or another order)"
-        )
-    try:
-        return np.array([float(row["margin"]) for row in rows])
-    except ValueError:
-        raise TomoclassError(f"{path}: a margin is not a number") from None
 
 
 def _run_classify(args: argparse.Namespace) -> None:
@@ -70,7 +28,6 @@ def _run_classify(args: argparse.Namespace) -> None:
 
     from tomoclass.average import class_averages, write_averages
     from tomoclass.classify import classify
-    from tomoclass.io import write_particle_list
     from tomoclass.parallel import world
 
     comm = world()
@@ -93,10 +50,9 @@ def _run_classify(args: argparse.Namespace) -> None:
     listed = f"classifiedParticles{args.particles.suffix.lower()}"
 
     def build(work: Path) -> None:
-        write_particle_list(classified, work / listed)
+        write_classified(classified, result.labels, result.scores, work / listed,
+                         args.output.absolute())  # fmt: skip
         write_averages(averages, work / "class")
-        names = [p.filename for p in plist.rebased(args.output.absolute())]  # as in the list
-        (work / SCORES).write_text(scores_text(names, result.labels, result.scores, result.margin))
         write_table(work / "eigenvalues", result.cpca.eigenvalues)
         write_table(work / "coefficients", result.cpca.coefficients)
         run = {
@@ -113,7 +69,7 @@ def _run_classify(args: argparse.Namespace) -> None:
     publish_folder(build, args.output)
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     print(f"{args.nclass} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
-          f"wrote {args.output}/{listed}, class_<k>.em, {SCORES}, run.json; look at them with "
+          f"wrote {args.output}/{listed}, class_<k>.em, scores.csv, run.json; look at them with "
           f"'tomoclass report {args.output}'")  # fmt: skip
 
 

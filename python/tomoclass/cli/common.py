@@ -245,3 +245,24 @@ def merge_oversampled(plist, labels, nclass: int, mask, lowpass: float, binning:
     averages = class_averages(plist, labels=labels, binning=1)
     plan = merge_plan(averages, mask, frequency_radius(lowpass, box), n_clusters=nclass)
     return [plan.mapping[str(v)] for v in labels], plan, averages
+
+
+def write_classified(classified, labels, scores, path: Path, folder: Path) -> None:
+    """The classified list at ``path`` with every particle's score against its class
+    (``labels``: column of ``scores`` ``(N, classes)``): PyTom's ``Score``, Dynamo's cc, or
+    for STAR the columns ``tomoclassClassScore`` and ``tomoclassMargin`` (``rlnLCCmax``
+    stays the picking score); and ``scores.csv`` beside it. ``folder`` is where both will
+    finally be: the table names the particles as the list there does."""
+    import numpy as np
+
+    from tomoclass.io import write_particle_list
+    from tomoclass.io.scores import SCORES, margins, write_scores
+
+    own = scores[np.arange(len(scores)), np.asarray(labels)]
+    if path.suffix.lower() == ".star":
+        columns = {"tomoclassClassScore": own.tolist(), "tomoclassMargin": margins(scores).tolist()}
+        write_particle_list(classified, path, columns=columns)
+    else:
+        write_particle_list(classified.with_scores(own.tolist()), path)
+    names = [p.filename for p in classified.rebased(folder)]
+    write_scores(path.parent / SCORES, names, classified.class_names(), scores)

@@ -65,9 +65,9 @@ def _run_cpca(args: argparse.Namespace) -> None:
         for name in ("eigenvalues", "coefficients"):
             write_table(folder / name, getattr(result, name))
         if plan is not None:
-            from tomoclass.merge import dendrogram_png
+            from tomoclass.merge import average_dendrogram_png
 
-            dendrogram_png(plan, before, folder / "merge_dendrogram.png")
+            average_dendrogram_png(plan, before, folder / "merge_dendrogram.png")
         run = {
             "command": "cpca",
             "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),

@@ -13,11 +13,11 @@ from tomoclass.cli.common import (
     add_memory,
     add_sampling,
     check_new_folder,
-    merge_oversampled,
     progress_bar,
     publish_folder,
     read_particles,
     shared_cache,
+    write_classified,
     write_text,
 )
 from tomoclass.errors import TomoclassError
@@ -196,29 +196,22 @@ def _run_mco(args: argparse.Namespace) -> None:
               "max_shift": args.max_shift, "update_shifts": args.update_shifts,
               "allow_collapse": args.allow_class_collapse,
               "cache_dir": features, "memory_budget": args.memory * 2**30,
-              "start": args.start}  # fmt: skip
+              "start": args.start, "oversample": args.oversample}  # fmt: skip
     swaps = None
-    if args.oversample < 1:
-        raise TomoclassError(f"--oversample must be >= 1, got {args.oversample}")
-    classes = args.classes * args.oversample
     with shared_cache(comm, features):
         if annealing:
             result, swaps = mco_ac(
-                plist, args.mask, classes, args.start_temperature, args.annealing_step,
+                plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
                 args.highest_frequency, args.binning, on_round=keep_step,
                 local_search=args.local_search_increment, temperature=args.temperature,
                 criterion=args.criterion, **common,
             )  # fmt: skip
         else:
             result = mco_exmx(
-                plist, args.mask, classes, args.highest_frequency, args.binning,
+                plist, args.mask, args.classes, args.highest_frequency, args.binning,
                 iterations=args.iterations, on_iteration=keep_step, **common,
             )  # fmt: skip
-    labels, plan = result.labels.tolist(), None
-    if args.oversample > 1:
-        labels, plan, before = merge_oversampled(plist, labels, args.classes, args.mask,
-                                                  args.highest_frequency, args.binning)  # fmt: skip
-    classified = plist.with_classes(labels)
+    classified = plist.with_classes(result.labels.tolist())
     if result.shifts is not None:
         classified = classified.with_shifts(result.shifts)
     averages = class_averages(classified, binning=args.binning, comm=comm)
@@ -235,16 +228,25 @@ def _run_mco(args: argparse.Namespace) -> None:
             lines = ["round,particle,from,to,score_lost\n"]
             lines += [f"{r},{i},{a},{b},{loss:.6g}\n" for r, i, a, b, loss in swaps]
             (work / "swaps.csv").write_text("".join(lines))
-        write_particle_list(classified, work / "classifiedParticles.xml")
+        write_classified(
+            classified,
+            result.labels,
+            result.scores,
+            work / "classifiedParticles.xml",
+            args.destination.absolute(),
+        )
         write_averages(averages, work / "class")
-        if plan is not None:
-            from tomoclass.merge import dendrogram_png
+        if result.merge is not None:
+            from tomoclass.merge import dendrogram_png, score_linkage
 
-            dendrogram_png(plan, before, work / "merge_dendrogram.png")
+            sizes, mapping = result.merge["sizes"], result.merge["mapping"]
+            leaves = [f"{k} (n={size}) → {mapping[k]}" for k, size in enumerate(sizes)]
+            dendrogram_png(score_linkage(result.merge, len(plist)), leaves,
+                           work / "merge_dendrogram.png",
+                           "total score lost per particle")  # fmt: skip
         run = {
             "command": args.command,
-            "oversample": {"factor": args.oversample,
-                           "merge": plan.mapping if plan is not None else None},
+            "oversample": {"factor": args.oversample, **(result.merge or {})},
             "parameters": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "run"},
             "ranks": comm.size,
@@ -286,7 +288,8 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
     p.add_argument("--update-shifts", action="store_true",
                    help="store the best shifts (needs --max-shift)")  # fmt: skip
     p.add_argument("--oversample", type=int, default=1,
-                   help="classify into CLASSES x this many, then merge to CLASSES")  # fmt: skip
+                   help="classify into CLASSES x this many, merge them to CLASSES by total score, "
+                   "then refine by EXMX")  # fmt: skip
     if annealing:
         p.add_argument("--start-temperature", type=float,
                        help="first temperature (x score spread for sigma)")  # fmt: skip

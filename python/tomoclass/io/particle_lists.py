@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
@@ -142,14 +142,21 @@ def _unused(source, count: int) -> None:
 
 
 def write_particle_list(
-    plist: ParticleList, path: PathLike, *, pixel_size: float | None = None
+    plist: ParticleList,
+    path: PathLike,
+    *,
+    pixel_size: float | None = None,
+    columns: Mapping[str, Sequence] | None = None,
 ) -> None:
-    """Write a particle list atomically; the format follows the extension (.xml, .star, .tbl)."""
+    """Write a particle list atomically; the format follows the extension (.xml, .star, .tbl).
+
+    ``columns`` (name → one value per particle) are added to a STAR file; the other formats
+    have no place for them."""
     kind = _format(path)
     if kind == ".xml":
         write_pytom_xml(plist, path)
     elif kind == ".star":
-        write_star(plist, path, pixel_size=pixel_size)
+        write_star(plist, path, pixel_size=pixel_size, columns=columns)
     else:
         write_tbl(plist, path)
 

@@ -56,7 +56,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -513,7 +513,13 @@ def _image_folder(star: Path, particles: list[Particle]) -> Path:
 # ------------------------------------------------------------------------------ writing
 
 
-def write_star(plist: ParticleList, path: PathLike, *, pixel_size: float | None = None) -> None:
+def write_star(
+    plist: ParticleList,
+    path: PathLike,
+    *,
+    pixel_size: float | None = None,
+    columns: Mapping[str, Sequence] | None = None,
+) -> None:
     """Write ``plist`` as a RELION 4 style particles STAR file with an optics block, atomically.
 
     Origins are written in Å with ``pixel_size`` (Å/voxel), else the pixel size of the list's
@@ -524,6 +530,8 @@ def write_star(plist: ParticleList, path: PathLike, *, pixel_size: float | None 
     ``rlnCtfImage`` (premultiplied ones flagged in the optics group), analytic wedges and tilt
     series to tomoclass's columns (see the module docstring); a particle without one gets
     ``None`` there. Pick positions and scores are written only if every particle has one.
+    ``columns``: more per-particle columns (name → one value per particle), e.g. a
+    classification's scores.
     """
     name = os.fspath(path)
     plist = plist.rebased(Path(name).absolute().parent)
@@ -543,6 +551,10 @@ def write_star(plist: ParticleList, path: PathLike, *, pixel_size: float | None 
         origins = -plist.shifts() * pixels[:, None] + 0.0  # + 0.0: no "-0" in the file
         table[list(ORIGINS_ANGST)] = origins
         table = _with_classes(plist, table)
+        for column, values in (columns or {}).items():
+            if len(values) != len(plist):
+                raise TomoclassError(f"{column}: {len(values)} values for {len(plist)} particles")
+            table[column] = list(values)
         table, tilts = _with_wedges(name, plist, table, optics)
         if tilts is not None:
             blocks[TILT_BLOCK] = tilts
