@@ -10,8 +10,8 @@ weight volumes it names). For each, mean ARI against the truth over ``--seeds`` 
 - ``CPCA``: ``tomoclass cpca -e auto`` on the raw matrix (PyTom's method);
 - ``EXMX``, ``AC``: MCO from a random start (AC: T = 2·sigma, step 0.2, one EXMX iteration
   per round, as bench_mco);
-- ``EXMX×3``: ``mco-exmx --oversample 3`` from a random start: 3×K classes, merged to K by
-  total score, refined by EXMX;
+- ``EXMX×3``: ``mco-exmx --oversample 3`` from the same random start (one start, as
+  ``EXMX``): 3×K classes, merged to K by total score, refined by EXMX;
 - ``classify``: ``tomoclass classify`` (4 restarts), and its restarts' agreement.
 
 The rows: two conformations 3:1 at two low SNRs and four conformations (the simulator's
@@ -43,7 +43,6 @@ from tomoclass.io import read_particle_list
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import (
     ac_rounds,
-    exmx_iterations,
     leave_one_out_scores,
     mco_exmx,
     random_labels,
@@ -109,11 +108,17 @@ def scores(row: Row, seed: int) -> dict[str, float]:
         feats = prep.features()
         f, w, herm = np.asarray(feats.f), np.asarray(feats.w), feats.band.herm
         start = random_labels(len(f), k, seed)
-        mco = {"iterations": 30, "end_threshold": 0.01, "seed": seed, "start": "random"}
+        mco = {
+            "iterations": 30,
+            "end_threshold": 0.01,
+            "seed": seed,
+            "start": "random",
+            "restarts": 1,
+        }
         found = {
             "limit": leave_one_out_scores(f, w, herm, truth, k).argmax(1),
             "CPCA": cpca(correlation_matrix(prep), "auto", k, seed).labels,
-            "EXMX": exmx_iterations(f, w, herm, start, k, 30, 0.01).labels,
+            "EXMX": mco_exmx(prep, None, k, None, **mco).labels,
             "AC": ac_rounds(f, w, herm, start, k, 2.0, 0.2, local_search=1, seed=seed)[0].labels,
             "EXMX×3": mco_exmx(prep, None, k, None, oversample=3, **mco).labels,
         }

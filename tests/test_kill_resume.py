@@ -77,9 +77,10 @@ AC = ["--start-temperature", "1", "--annealing-step", "0.25", "--local-search-in
 
 @pytest.mark.parametrize(
     ("command", "extra", "after"),
-    [("mco-exmx", ["-t", "0", "-n", "6", "--start", "random"], 2), ("mco-ac", AC, 5)],
+    [("mco-exmx", ["-t", "0", "-n", "6", "--start", "random", "--restarts", "1"], 2),
+     ("mco-ac", AC, 5)],
     ids=["exmx", "ac"],
-)
+)  # fmt: skip
 def test_mco_killed_then_resumed(data, tmp_path, command, extra, after):
     args = [command, "-p", str(data), "-m", str(data.parent / "mask.em"), "-c", "3",
             "--highest-frequency", "4", *extra]  # fmt: skip

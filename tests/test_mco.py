@@ -207,9 +207,11 @@ def test_cli_mco_ac_writes_rounds_and_swaps(tmp_path):
 
 @pytest.mark.parametrize(
     ("command", "extra", "calls"),
-    [("mco-exmx", ["-t", "0", "--start", "random"], 2),
+    [("mco-exmx", ["-t", "0", "--start", "random", "--restarts", "1"], 2),
+     ("mco-exmx", ["-t", "0", "--start", "random"], "half"),
      ("mco-ac", ["--start-temperature", "1", "--annealing-step", "0.25",
                  "--local-search-increment", "1"], 5)],
+    ids=["exmx", "exmx-while-trying-starts", "ac"],
 )  # fmt: skip
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, command, extra,
                                                          calls):  # fmt: skip
@@ -219,8 +221,17 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, c
     assert main(["simulate", str(data), "-n", "80", "-k", "3", "--box", "16", "--snr", "0.5"]) == 0
     args = [command, "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "3",
             "--highest-frequency", "4", *extra]  # fmt: skip
-    assert main([*args, "-d", str(tmp_path / "whole")]) == 0
     real, count = mco_module.class_scores, [0]
+    if calls == "half":  # of the whole run's: while trying the random starts
+
+        def counting(*a, **k):
+            count[0] += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(mco_module, "class_scores", counting)
+    assert main([*args, "-d", str(tmp_path / "whole")]) == 0
+    if calls == "half":
+        calls, count[0] = count[0] // 2, 0
 
     def dying(*a, **k):
         count[0] += 1
@@ -231,6 +242,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, c
     monkeypatch.setattr(mco_module, "class_scores", dying)
     assert main([*args, "-d", str(tmp_path / "cut")]) == 130
     assert not (tmp_path / "cut").exists() and (tmp_path / ".cut.checkpoint").exists()
+    state = json.loads((tmp_path / ".cut.checkpoint" / "state.json").read_text())
+    if "--restarts" not in extra and command == "mco-exmx":
+        assert state["step"] == 0 and 1 <= len(state["tried"]) < 3  # died among the starts
     monkeypatch.setattr(mco_module, "class_scores", real)
     assert main([*args, "-d", str(tmp_path / "cut"), "--resume"]) == 0
     for name in ("classifiedParticles.xml", "class_0.em", "iteration_1" if command == "mco-exmx"

@@ -27,7 +27,7 @@ from tomoclass.cpca import CPCAResult, corrected_cpca, kmeans
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
 from tomoclass.io.scores import margins
-from tomoclass.mco import ac_rounds, class_scores
+from tomoclass.mco import ac_rounds, class_scores, doubts
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.nuisance import NuisanceFit
 from tomoclass.parallel import Serial
@@ -39,9 +39,6 @@ START_TEMPERATURE = 1.0
 """Annealing of each restart: T = 1 times the spread of the scores, dropping by 0.2 per
 round (5 rounds of one EXMX iteration each), then EXMX to convergence."""
 ANNEALING_STEP = 0.2
-
-SMALL_CLASS = 0.01
-"""A class with fewer than this fraction of the particles (or fewer than 2) is near-empty."""
 
 
 @dataclass
@@ -111,15 +108,9 @@ UNSTABLE = 0.5
 """Restarts agreeing less than this (mean pairwise ARI) are reported as unstable."""
 
 
-def _doubts(kept: Restart, agreement: float, n: int) -> list[str]:
-    """One line for each sign that the kept assignment is not to be trusted as it is."""
-    notes = []
-    small = [k for k, size in enumerate(kept.sizes) if size < max(2, SMALL_CLASS * n)]
-    if small:
-        notes.append(
-            f"class {', '.join(map(str, small))} has fewer than {SMALL_CLASS:.0%} of the "
-            "particles: too many classes for the data, or a rare state to check by eye"
-        )
+def _doubts(kept: Restart, agreement: float) -> list[str]:
+    """:func:`tomoclass.mco.doubts` of the kept assignment, and unstable restarts."""
+    notes = doubts(kept.labels, len(kept.sizes))
     if agreement < UNSTABLE:
         notes.append(
             f"the restarts disagree (mean ARI {agreement:.2f}): the classes are not stable; "
@@ -188,5 +179,5 @@ def classify(
     return Classification(
         labels=kept.labels, scores=scores, margin=margins(scores), restarts=runs,
         stability=agreement, cpca=first, nuisance=fit, landmarks=landmarks,
-        warnings=_doubts(kept, agreement, n),
+        warnings=_doubts(kept, agreement),
     )  # fmt: skip

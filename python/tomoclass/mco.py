@@ -106,6 +106,10 @@ class MCOResult:
     """Every particle's score against every class average of ``labels``, ``(N, nclass)``."""
     merge: dict | None = None
     """With ``oversample``: the merges (:func:`merge_classes`) and the refinement after them."""
+    restarts: list[dict] | None = None
+    """From a random start with restarts: every start tried (seed, total score, sizes)."""
+    warnings: list[str] = field(default_factory=list)
+    """What looked degenerate (a near-empty class, no particle moved)."""
 
 
 def random_labels(n: int, nclass: int, seed: int) -> np.ndarray:
@@ -185,6 +189,10 @@ class Progress:
     best_labels: np.ndarray | None = None
     best_total: float = -np.inf
     swaps: list[tuple] = field(default_factory=list)
+    seed: int | None = None
+    """The seed of the run proper (with restarts: of the start that won)."""
+    tried: list[dict] | None = None
+    """Random starts tried so far (step 0: the run proper has not begun)."""
 
 
 def best_shifts(f, w, herm, labels, nclass: int, shift: ShiftSearch, comm=None) -> np.ndarray:
@@ -281,6 +289,8 @@ def mco_exmx(
     memory_budget: float = MEMORY_BUDGET,
     start: str = "auto",
     oversample: int = 1,
+    restarts: int | None = None,
+    on_restart=None,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -293,6 +303,8 @@ def mco_exmx(
     particles' shifts that centre them on their final class averages.
     ``start``: where to start (:data:`STARTS`). ``oversample`` F: classify into F·nclass
     classes, then merge them by total score (:func:`merge_classes`) and refine by EXMX.
+    ``restarts`` (random starts only; None: :data:`RESTARTS`): random starts tried, the best
+    by total score is the run proper; ``on_restart(progress)`` is called after each.
     ``on_iteration(entry, labels)`` is called after each iteration. Features larger than
     ``memory_budget`` bytes are memory-mapped from files in ``cache_dir`` (shared by all MPI
     ranks) instead of held in memory, as in :func:`tomoclass.ccc.correlation_matrix`.
@@ -304,12 +316,70 @@ def mco_exmx(
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     run = nclass * _checked_oversample(oversample)
     f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget)
-    labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, resume)
-    result = exmx_iterations(f, w, herm, labels, run, iterations, end_threshold,
-                             allow_collapse, on_iteration=on_iteration, comm=comm,
-                             resume=resume, shift=shift)  # fmt: skip
+    proper = resume if resume is not None and resume.step > 0 else None
+    labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, proper)
+
+    def descend(begin, _seed, **progress):
+        return exmx_iterations(f, w, herm, begin, run, iterations, end_threshold,
+                               allow_collapse, comm=comm, shift=shift, **progress)  # fmt: skip
+
+    seed, labels, tried = _restarted(descend, (f, w, herm, shift), run, seed, start, restarts,
+                                     labels, resume, comm, on_restart)  # fmt: skip
+    result = descend(labels, seed, on_iteration=_seeded(on_iteration, seed, tried),
+                     resume=proper)  # fmt: skip
+    result.restarts = tried
     return _finish(result, prep, (f, w, herm, shift), run, nclass, comm, update_shifts,
-                   end_threshold, allow_collapse)  # fmt: skip
+                   end_threshold, allow_collapse, labels)  # fmt: skip
+
+
+RESTARTS = 3
+"""Random starts tried by default (seeds ``seed``, ``seed + 1``, …) when MCO starts at
+random: each is run to its end, and the run proper repeats the one of highest total score."""
+
+
+def _restarted(run_from, features, classes, seed, start, restarts, labels, resume, comm,
+               on_restart):  # fmt: skip
+    """``(seed, start labels, starts tried)`` of the run proper. From a random start with
+    ``restarts`` > 1 (None: :data:`RESTARTS`), each seed's start is run by
+    ``run_from(labels, seed)``, ``on_restart(progress)`` is called after each (step 0, the
+    starts ``tried``), and the seed of the highest total score wins. ``resume`` continues
+    the starts, or keeps its seed once the run proper has begun."""
+    if resume is not None and resume.step > 0:
+        return (seed if resume.seed is None else resume.seed), None, resume.tried
+    if start != "random":
+        if restarts not in (None, 1):
+            raise TomoclassError("restarts are for --start random; give --restarts 1")
+        return seed, labels, None
+    count = RESTARTS if restarts is None else restarts
+    if count < 1:
+        raise TomoclassError(f"restarts must be >= 1, got {count}")
+    if count == 1:
+        return seed, labels, None
+    f, w, herm, shift = features
+    tried = list(resume.tried or []) if resume is not None else []
+    for r in range(len(tried), count):
+        begin = random_labels(len(f), classes, seed + r)
+        final = run_from(begin, seed + r).labels
+        tried.append({"seed": seed + r,
+                      "total_score": total_score(f, w, herm, final, classes, comm, shift),
+                      "sizes": np.bincount(final, minlength=classes).tolist()})  # fmt: skip
+        if on_restart is not None:
+            on_restart(Progress(0, np.zeros(0, int), tried=list(tried)))
+    best = max(tried, key=lambda t: t["total_score"])  # the first of equals
+    return best["seed"], random_labels(len(f), classes, best["seed"]), tried
+
+
+def _seeded(callback, seed, tried):
+    """``callback`` given progress that carries the run's ``seed`` and the starts
+    ``tried`` (for checkpoints)."""
+    if callback is None:
+        return None
+
+    def call(progress):
+        progress.seed, progress.tried = seed, tried
+        callback(progress)
+
+    return call
 
 
 def _checked_oversample(factor: int) -> int:
@@ -318,11 +388,34 @@ def _checked_oversample(factor: int) -> int:
     return int(factor)
 
 
+SMALL_CLASS = 0.01
+"""A class with fewer than this fraction of the particles (or fewer than 2) is near-empty."""
+
+
+def doubts(labels: np.ndarray, nclass: int, start: np.ndarray | None = None) -> list[str]:
+    """One line for each sign of a degenerate assignment: a near-empty class
+    (:data:`SMALL_CLASS`), or (given the ``start``) no particle moved from it."""
+    notes = []
+    sizes = np.bincount(labels, minlength=nclass)
+    small = np.flatnonzero(sizes < max(2, SMALL_CLASS * len(labels)))
+    if len(small):
+        notes.append(
+            f"class {', '.join(map(str, small))} has fewer than {SMALL_CLASS:.0%} of the "
+            "particles: a collapsed class, too many classes, or a rare state to check by eye"
+        )
+    if start is not None and np.array_equal(labels, start):
+        notes.append(
+            "no particle moved from the start: it was already a fixed point, or the scores "
+            "cannot tell the classes apart"
+        )
+    return notes
+
+
 def _finish(result, prep, features, classes, nclass, comm, update_shifts, end_threshold,
-            allow_collapse):  # fmt: skip
+            allow_collapse, start):  # fmt: skip
     """``result`` of a run into ``classes`` classes, merged down to ``nclass`` if that is
-    fewer (then refined by EXMX to convergence), with every particle's scores and, if asked,
-    refined shifts."""
+    fewer (then refined by EXMX to convergence), with every particle's scores, what looked
+    degenerate and, if asked, refined shifts."""
     f, w, herm, shift = features
     if classes > nclass:
         merged, record = merge_classes(f, w, herm, result.labels, classes, nclass, comm, shift)
@@ -331,6 +424,7 @@ def _finish(result, prep, features, classes, nclass, comm, update_shifts, end_th
         result.merge = {**record, "refinement": refined.trace}
         result.labels = refined.labels
     result.scores = class_scores(f, w, herm, result.labels, nclass, comm, shift)
+    result.warnings += doubts(result.labels, nclass, start)
     if update_shifts:
         result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
     return result
@@ -521,6 +615,8 @@ def mco_ac(
     memory_budget: float = MEMORY_BUDGET,
     start: str = "auto",
     oversample: int = 1,
+    restarts: int | None = None,
+    on_restart=None,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
@@ -529,11 +625,20 @@ def mco_ac(
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     run = nclass * _checked_oversample(oversample)
     f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget)
-    labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, resume)
-    result, swaps = ac_rounds(f, w, herm, labels, run, start_temperature, step, seed=seed,
-                              on_round=on_round, comm=comm, resume=resume, shift=shift,
-                              **options)  # fmt: skip
+    proper = resume if resume is not None and resume.step > 0 else None
+    labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, proper)
+
+    def anneal(begin, chosen, on_round=None, resume=None):
+        return ac_rounds(f, w, herm, begin, run, start_temperature, step, seed=chosen,
+                         on_round=on_round, comm=comm, resume=resume, shift=shift,
+                         **options)  # fmt: skip
+
+    seed, labels, tried = _restarted(lambda begin, chosen: anneal(begin, chosen)[0],
+                                     (f, w, herm, shift), run, seed, start, restarts, labels,
+                                     resume, comm, on_restart)  # fmt: skip
+    result, swaps = anneal(labels, seed, _seeded(on_round, seed, tried), proper)
+    result.restarts = tried
     result = _finish(result, prep, (f, w, herm, shift), run, nclass, comm, update_shifts,
                      options.get("end_threshold", 0.05),
-                     options.get("allow_collapse", False))  # fmt: skip
+                     options.get("allow_collapse", False), labels)  # fmt: skip
     return result, swaps

@@ -17,6 +17,7 @@ from tomoclass.cli.common import (
     publish_folder,
     read_particles,
     shared_cache,
+    warn,
     write_classified,
     write_text,
 )
@@ -83,7 +84,7 @@ class McoCheckpoint:
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
             "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
-            "update_shifts", "oversample", "start",
+            "update_shifts", "oversample", "start", "restarts",
             "start_temperature", "annealing_step", "local_search_increment", "temperature",
             "criterion")  # fmt: skip
 
@@ -112,7 +113,8 @@ class McoCheckpoint:
         for name, values in arrays.items():
             save_npy(self.folder / f"{name}.npy", values)
         state = {"params": self.params, "step": progress.step, "trace": progress.trace,
-                 "best_total": progress.best_total, "swaps": progress.swaps}  # fmt: skip
+                 "best_total": progress.best_total, "swaps": progress.swaps,
+                 "seed": progress.seed, "tried": progress.tried}  # fmt: skip
         write_text(self.folder / "state.json", json.dumps(state))
 
     def load(self):
@@ -138,6 +140,8 @@ class McoCheckpoint:
             best_labels=np.load(best) if best.exists() else None,
             best_total=state["best_total"],
             swaps=[tuple(s) for s in state["swaps"]],
+            seed=state["seed"],
+            tried=state["tried"],
         )
 
     def steps(self, progress) -> list:
@@ -190,13 +194,22 @@ def _run_mco(args: argparse.Namespace) -> None:
             print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
                   f"occupancy {entry['occupancy']}")  # fmt: skip
 
+    def keep_start(progress) -> None:
+        """Checkpoint the random starts tried so far; one line each."""
+        checkpoint.save(progress)
+        last = progress.tried[-1]
+        if comm.rank == 0:
+            print(f"random start {len(progress.tried)} (seed {last['seed']}): total score "
+                  f"{last['total_score']:.4g}, occupancy {last['sizes']}")  # fmt: skip
+
     features = checkpoint.folder.with_suffix(".features")
     common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
               "end_threshold": args.end_threshold, "resume": resume,
               "max_shift": args.max_shift, "update_shifts": args.update_shifts,
               "allow_collapse": args.allow_class_collapse,
               "cache_dir": features, "memory_budget": args.memory * 2**30,
-              "start": args.start, "oversample": args.oversample}  # fmt: skip
+              "start": args.start, "oversample": args.oversample,
+              "restarts": args.restarts, "on_restart": keep_start}  # fmt: skip
     swaps = None
     with shared_cache(comm, features):
         if annealing:
@@ -247,6 +260,8 @@ def _run_mco(args: argparse.Namespace) -> None:
         run = {
             "command": args.command,
             "oversample": {"factor": args.oversample, **(result.merge or {})},
+            "restarts": result.restarts,
+            "warnings": result.warnings,
             "parameters": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items() if k != "run"},
             "ranks": comm.size,
@@ -256,6 +271,8 @@ def _run_mco(args: argparse.Namespace) -> None:
         }  # fmt: skip
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
+    for line in result.warnings:
+        warn(line)
     publish_folder(build, args.destination)
     checkpoint.remove()
     extra = "swaps.csv, " if annealing else ""
@@ -313,6 +330,11 @@ def _add_mco(sub: argparse._SubParsersAction, name: str, summary: str, text: str
         "--start", choices=("auto", "list", "cpca", "random"), default="auto",
         help="start from the list's classes, CPCA's labels or at random; auto: the list's "
         "classes when it has at least two, else cpca",
+    )  # fmt: skip
+    p.add_argument(
+        "--restarts", type=int,
+        help="with --start random: random starts tried, the best by total score is kept "
+        "(default: 3)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
     add_memory(p, "larger features are memory-mapped from .DIR.features (shared by MPI ranks)")
