@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tomoclass.ccc import correlation_matrix
-from tomoclass.classify import classify, stability
+from tomoclass.classify import classify, half_sets, stability
 from tomoclass.cli import main
 from tomoclass.cpca import cpca
 from tomoclass.features import Preprocessing
@@ -154,7 +154,7 @@ def test_cli_writes_the_folder_and_select_uses_its_margins(sim_list, tmp_path, c
     ("args", "message"),
     [
         (["--restarts", "0"], "restarts must be >= 1"),
-        (["-n", "60"], "classes must be within 2..40"),
+        (["-n", "60"], "classes must be 'auto' or within 2..40"),
     ],
 )
 def test_cli_bad_classify_input(args, message, sim_list, tmp_path, capsys):
@@ -208,3 +208,38 @@ def test_one_and_two_ranks_agree(sim_list, tmp_path):
     two = _run(["mpiexec", "-n", "2"], sim_list, tmp_path / "two")
     assert one == two
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no cache left
+
+
+def test_auto_class_count_finds_three_conformations():
+    """Three conformations: two classes are as reproducible between half-sets as three (a
+    merge of two real classes is reproducible too), four are not; the most classes within
+    tolerance of the best is three."""
+    sim = simulate_particles(SimulationConfig(n_particles=400, n_classes=3, snr=0.1, seed=1))
+    prep = Preprocessing.for_band(sim.particle_stack(), spherical_mask(32), 8)
+    result = classify(prep, None, "auto", None, seed=1, restarts=2, max_classes=4)
+    count = result.class_count
+    assert [t["classes"] for t in count.tried] == [2, 3, 4]
+    agreement = [t["half_set_agreement"] for t in count.tried]
+    assert agreement[1] > agreement[2] + 0.1
+    assert count.chosen == 3 and len(result.scores[0]) == 3
+    assert count.sureness.startswith("3 classes: the half-sets agree at ARI")
+    assert adjusted_rand_index(sim.labels, result.labels) > 0.9
+    assert json.loads(json.dumps(result.summary()))["class_count"]["chosen"] == 3
+
+
+def test_half_sets_are_seeded_and_disjoint():
+    a, b = half_sets(101, 3)
+    assert len(a) == 50 and len(b) == 51 and not set(a) & set(b)
+    assert np.array_equal(half_sets(101, 3)[0], a) and not np.array_equal(half_sets(101, 4)[0], a)
+
+
+def test_cli_auto_needs_enough_particles(sim_list, tmp_path, capsys):
+    out = tmp_path / "classes"
+    assert main([*_classify_args(sim_list, out), "-n", "auto"]) == 2
+    assert "-n auto needs at least 120 particles" in capsys.readouterr().err
+    assert main([*_classify_args(sim_list, out), "-n", "auto", "--max-classes", "3"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["class_count"]["chosen"] in (2, 3)
+    assert "Number of classes" in report(out).read_text()
+    assert main([*_classify_args(sim_list, tmp_path / "x"), "-n", "two"]) == 2
+    assert "must be 'auto' or a whole number" in capsys.readouterr().err

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tomoclass import _core
 from tomoclass.cpca import CPCAResult, corrected_cpca, kmeans
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
 from tomoclass.io.scores import margins
-from tomoclass.mco import ac_rounds, class_scores, doubts
+from tomoclass.mco import FLOOR, ac_rounds, class_scores, doubts
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.nuisance import NuisanceFit
 from tomoclass.parallel import Serial
@@ -39,6 +40,32 @@ START_TEMPERATURE = 1.0
 """Annealing of each restart: T = 1 times the spread of the scores, dropping by 0.2 per
 round (5 rounds of one EXMX iteration each), then EXMX to convergence."""
 ANNEALING_STEP = 0.2
+
+
+MAX_CLASSES = 6
+"""Most classes ``-n auto`` tries."""
+
+PER_CLASS = 10
+"""``-n auto`` needs this many particles per class in each half-set at the most classes."""
+
+TOLERANCE = 0.05
+"""``-n auto`` keeps the most classes whose half-set agreement (ARI) is within this of the
+best agreement over all counts tried: as reproducible as the best count, up to noise."""
+
+
+@dataclass
+class ClassCount:
+    """What ``-n auto`` measured: for each count tried, the agreement of the two half-sets
+    (each classified on its own; every particle assigned by each half's class averages; ARI
+    between the two assignments) and the restarts' stability; the count chosen and a
+    sentence on how sure that is."""
+
+    tried: list[dict]
+    chosen: int
+    sureness: str
+
+    def summary(self) -> dict:
+        return {"tried": self.tried, "chosen": self.chosen, "sureness": self.sureness}
 
 
 @dataclass
@@ -69,6 +96,8 @@ class Classification:
     nuisance: NuisanceFit
     landmarks: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+    class_count: ClassCount | None = None
+    """With ``nclass="auto"``: how the count was chosen."""
 
     @property
     def best(self) -> int:
@@ -93,6 +122,7 @@ class Classification:
                               np.any(self.labels == k) else None
                               for k in range(self.scores.shape[1])],
             "warnings": self.warnings,
+            "class_count": None if self.class_count is None else self.class_count.summary(),
         }  # fmt: skip
 
 
@@ -122,19 +152,21 @@ def _doubts(kept: Restart, agreement: float) -> list[str]:
 def classify(
     particles: Particles | Preprocessing,
     mask: str | os.PathLike | np.ndarray | None,
-    nclass: int,
+    nclass: int | str,
     lowpass: float | None,
     binning: int = 1,
     *,
     lowest: float = 0.0,
     restarts: int = RESTARTS,
     seed: int = 0,
+    max_classes: int = MAX_CLASSES,
     comm=None,
     progress: Callable[[str, int, int], None] | None = None,
     cache_dir: str | os.PathLike | None = None,
     memory_budget: float = MEMORY_BUDGET,
 ) -> Classification:
-    """Classify particles into ``nclass`` classes the recommended way (module docstring).
+    """Classify particles into ``nclass`` classes the recommended way (module docstring);
+    ``nclass="auto"`` chooses it first (:func:`choose_class_count`, up to ``max_classes``).
 
     ``particles``, ``mask``, ``lowpass``, ``binning``, ``lowest``: as for
     :func:`tomoclass.ccc.correlation_matrix` (or a :class:`~tomoclass.features.Preprocessing`
@@ -147,9 +179,11 @@ def classify(
         raise TomoclassError(f"restarts must be >= 1, got {restarts}")
     prep = as_preprocessing(particles, mask, lowpass, binning, lowest)
     n = len(prep)
-    if not 2 <= nclass <= n // 2:
+    if nclass == "auto":
+        _check_auto(n, max_classes)
+    elif not isinstance(nclass, (int, np.integer)) or not 2 <= nclass <= n // 2:
         raise TomoclassError(
-            f"classes must be within 2..{n // 2} (half the particles), got {nclass}"
+            f"classes must be 'auto' or within 2..{n // 2} (half the particles), got {nclass}"
         )
     report = progress or (lambda stage, done, total: None)
     counted = [0]
@@ -160,7 +194,18 @@ def classify(
 
     f, w = prep.gathered_features(comm, progress=features_done, cache_dir=cache_dir,
                                   memory_budget=memory_budget)  # fmt: skip
-    band = prep.band
+    count = None
+    if nclass == "auto":
+        count = choose_class_count(f, w, prep.band, max_classes, restarts, seed, comm, report)
+        nclass = count.chosen
+    result = _classify_features(f, w, prep.band, int(nclass), restarts, seed, comm, report)
+    result.class_count = count
+    return result
+
+
+def _classify_features(f, w, band, nclass, restarts, seed, comm, report) -> Classification:
+    """:func:`classify` of features already computed."""
+    n = len(f)
     first, fit, landmarks = corrected_cpca(f, w, band, nclass, seed, comm)
     runs = []
     for r in range(restarts):
@@ -172,7 +217,7 @@ def classify(
         sizes = np.bincount(result.labels, minlength=nclass).tolist()
         runs.append(Restart(seed + r, result.labels, total, sizes,
                             adjusted_rand_index(first.labels, start)))  # fmt: skip
-        report("restarts", r + 1, restarts)
+        report(f"restarts ({nclass} classes)", r + 1, restarts)
     kept = runs[int(np.argmax([r.total_score for r in runs]))]
     scores = class_scores(f, w, band.herm, kept.labels, nclass, comm)
     agreement = stability([r.labels for r in runs])
@@ -181,3 +226,67 @@ def classify(
         stability=agreement, cpca=first, nuisance=fit, landmarks=landmarks,
         warnings=_doubts(kept, agreement),
     )  # fmt: skip
+
+
+def _check_auto(n: int, max_classes: int) -> None:
+    if max_classes < 2:
+        raise TomoclassError(f"max classes must be >= 2, got {max_classes}")
+    need = 2 * PER_CLASS * max_classes
+    if n < need:
+        raise TomoclassError(
+            f"-n auto needs at least {need} particles for half-sets of up to {max_classes} "
+            f"classes ({PER_CLASS} per class in each half), got {n}; give -n or fewer "
+            "--max-classes"
+        )
+
+
+def half_sets(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two seeded halves of ``range(n)`` (sorted indices)."""
+    order = np.random.default_rng([seed, 12]).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
+
+
+def choose_class_count(f, w, band, max_classes, restarts, seed, comm=None, report=None):
+    """How many classes the data support: for every count from 2 to ``max_classes`` the
+    particles' two seeded halves are classified separately (as :func:`classify` does),
+    every particle is assigned to its best class average of each half, and the two
+    assignments are compared (ARI). Splitting a real class makes the halves disagree, so
+    the choice is the most classes whose agreement is within :data:`TOLERANCE` of the best
+    one. Returns a :class:`ClassCount`."""
+    comm = comm or Serial()
+    report = report or (lambda stage, done, total: None)
+    halves = half_sets(len(f), seed)
+    tried = []
+    for nclass in range(2, max_classes + 1):
+        assigned, stabilities = [], []
+        for half in halves:
+            part = _classify_features(f[half], w[half], band, nclass, restarts, seed, comm,
+                                      lambda *a: None)  # fmt: skip
+            stabilities.append(part.stability)
+            means, _ = _core.mco_class_means(f[half], w[half], part.labels.tolist(), nclass,
+                                             FLOOR)  # fmt: skip
+            assigned.append(_core.mco_scores(f, w, band.herm, means).argmax(axis=1))
+        tried.append({"classes": nclass,
+                      "half_set_agreement": adjusted_rand_index(*assigned),
+                      "restart_stability": float(np.mean(stabilities))})  # fmt: skip
+        report("class counts", nclass - 1, max_classes - 1)
+    best = max(t["half_set_agreement"] for t in tried)
+    good = [t for t in tried if t["half_set_agreement"] >= best - TOLERANCE]
+    chosen = good[-1]
+    return ClassCount(tried, chosen["classes"], _sureness(tried, chosen))
+
+
+def _sureness(tried: list[dict], chosen: dict) -> str:
+    """How clearly the chosen count stands out, in words."""
+    k, agree = chosen["classes"], chosen["half_set_agreement"]
+    after = next((t for t in tried if t["classes"] == k + 1), None)
+    text = f"{k} classes: the half-sets agree at ARI {agree:.2f}"
+    if after is not None:
+        text += f", {k + 1} classes at {after['half_set_agreement']:.2f}"
+    if agree < 0.5:
+        return text + "; weak: the data hardly support any split, check the averages"
+    if after is None:
+        return text + "; the most classes tried: try a larger --max-classes"
+    if after is not None and agree - after["half_set_agreement"] < 0.1:
+        return text + "; uncertain between these counts, compare their averages"
+    return text + "; clear"

@@ -147,6 +147,26 @@ def margin_figure(margins: np.ndarray, labels: np.ndarray) -> bytes:
     return _png(figure)
 
 
+def class_count_figure(count: dict) -> bytes:
+    """``-n auto``: half-set agreement and restart stability against the number of classes,
+    the chosen count marked."""
+    plt = _pyplot()
+    tried = count["tried"]
+    k = [t["classes"] for t in tried]
+    figure, axes = plt.subplots(figsize=(5.5, 3.4))
+    axes.plot(k, [t["half_set_agreement"] for t in tried], "o-", label="half-set agreement")
+    axes.plot(k, [t["restart_stability"] for t in tried], "s--", label="restart stability")
+    axes.axvline(count["chosen"], color="grey", lw=0.8, label=f"chosen: {count['chosen']}")
+    axes.set_xticks(k)
+    axes.set_ylim(min(0.0, axes.get_ylim()[0]), 1.05)
+    axes.set_xlabel("number of classes")
+    axes.set_ylabel("ARI")
+    axes.set_title("how many classes the data support")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
 def _margins(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """Margins and classes of ``scores.csv`` (written by ``classify``), if there."""
     import csv
@@ -229,6 +249,8 @@ def report(directory: str | os.PathLike) -> Path:
     averages = _averages(folder, run)
     if averages:
         figures.append(("Class averages", averages_figure(averages)))
+    if run.get("class_count"):
+        figures.append(("Number of classes", class_count_figure(run["class_count"])))
     margins = _margins(folder)
     if margins is not None:
         figures.append(("Margins", margin_figure(*margins)))

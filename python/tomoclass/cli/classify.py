@@ -20,6 +20,19 @@ from tomoclass.cli.common import (
     write_classified,
     write_table,
 )
+from tomoclass.errors import TomoclassError
+
+
+def _class_count(text: str) -> int | str:
+    """``-n``: a whole number or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise TomoclassError(
+            f"-n/--nclass must be 'auto' or a whole number, got {text!r}"
+        ) from None
 
 
 def _run_classify(args: argparse.Namespace) -> None:
@@ -37,8 +50,9 @@ def _run_classify(args: argparse.Namespace) -> None:
     features = args.output.absolute().parent / f".{args.output.name}.features"
     with shared_cache(comm, features):
         result = classify(
-            plist, args.mask, args.nclass, args.lowpass, args.binning,
+            plist, args.mask, _class_count(args.nclass), args.lowpass, args.binning,
             lowest=args.lowest_frequency, restarts=args.restarts, seed=args.seed, comm=comm,
+            max_classes=args.max_classes,
             progress=progress_bar(comm), cache_dir=features, memory_budget=args.memory * 2**30,
         )  # fmt: skip
     classified = plist.with_classes(result.labels.tolist())
@@ -68,7 +82,9 @@ def _run_classify(args: argparse.Namespace) -> None:
 
     publish_folder(build, args.output)
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
-    print(f"{args.nclass} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
+    if result.class_count is not None:
+        print(f"-n auto: {result.class_count.sureness}")
+    print(f"{len(averages)} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
           f"wrote {args.output}/{listed}, class_<k>.em, scores.csv, run.json; look at them with "
           f"'tomoclass report {args.output}'")  # fmt: skip
 
@@ -85,7 +101,10 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
             "SEED + r, short annealing, EXMX to convergence). The assignment with the highest\n"
             "total score is kept, and the agreement between restarts (ARI) is printed as a\n"
             "stability figure. Beyond 4000 particles the matrix is a landmark block\n"
-            "(Nyström CPCA).\n\n"
+            "(Nyström CPCA). -n auto first classifies two seeded halves of the particles\n"
+            "separately for every count from 2 to MAX_CLASSES, assigns every particle by\n"
+            "each half's class averages, and keeps the most classes whose two assignments\n"
+            "agree (ARI) within 0.05 of the best count; it says how sure that is.\n\n"
             "Writes the new folder OUT: classifiedParticles with the input's extension,\n"
             "class_<k>.em (wedge-weighted averages), CPCA's eigenvalues and coefficients\n"
             "(.npy, .csv), scores.csv (every particle's score against every class and its\n"
@@ -98,7 +117,9 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
     p.add_argument("-m", "--mask", type=Path, required=True,
                    help="real-space mask (focus it on a local difference)")  # fmt: skip
-    p.add_argument("-n", "--nclass", type=int, required=True, help="number of classes")
+    p.add_argument("-n", "--nclass", required=True,
+                   help="number of classes, or auto (chosen by half-set agreement)")  # fmt: skip
+    p.add_argument("--max-classes", type=int, default=6, help="most classes -n auto tries")
     p.add_argument("-f", "--lowpass", type=float, required=True,
                    help="band limit, Fourier voxels of the binned box")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, required=True, help="new output folder")
