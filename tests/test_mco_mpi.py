@@ -35,7 +35,14 @@ def run(prefix: list[str], command: str, sim_list, out, extra, env=None):
     )
 
 
-@pytest.mark.parametrize(("command", "extra"), [("mco-exmx", []), ("mco-ac", AC)])
+SYMMETRY_RESTARTS = ["--symmetry", "3", "--start", "random"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [("mco-exmx", []), ("mco-ac", AC), ("mco-exmx", SYMMETRY_RESTARTS)],
+    ids=["exmx", "ac", "exmx-symmetry-restarts"],
+)
 def test_one_and_two_threads_agree(command, extra, sim_list, tmp_path):
     outputs = []
     for threads in ("1", "2"):
@@ -50,8 +57,13 @@ def test_one_and_two_threads_agree(command, extra, sim_list, tmp_path):
 )
 @pytest.mark.parametrize(
     ("command", "extra", "mapped"),
-    [("mco-exmx", [], []), ("mco-ac", AC, []), ("mco-ac", AC, ["--memory", "1e-9"])],
-    ids=["exmx", "ac", "ac-features-memory-mapped"],
+    [
+        ("mco-exmx", [], []),
+        ("mco-ac", AC, []),
+        ("mco-ac", AC, ["--memory", "1e-9"]),
+        ("mco-exmx", SYMMETRY_RESTARTS, []),
+    ],
+    ids=["exmx", "ac", "ac-features-memory-mapped", "exmx-symmetry-restarts"],
 )
 def test_one_and_two_ranks_agree(command, extra, mapped, sim_list, tmp_path):
     one = run([], command, sim_list, tmp_path / "one", extra)

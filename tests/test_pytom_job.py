@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from tomoclass import TomoclassError
+from tomoclass.geometry import PointSymmetry
 from tomoclass.io.pytom_job import MCOJob, read_mco_job, write_mco_job
 from tomoclass.io.pytom_xml import write_pytom_xml
 from tomoclass.particles import Particle, ParticleList
@@ -165,6 +167,23 @@ def test_write_read_round_trip(folder: Path, kind: str) -> None:
     assert [p.filename for p in again.particles] == ["../parts/p0.em", "../parts/p1.em"]
 
 
+def test_symmetry_read_written_and_read_back(folder: Path) -> None:
+    """PyTom's Symmetry element: NFold, Z2, X (and its older NumberSymmetries, Psi, Theta);
+    none at all means no symmetry."""
+    text = job_text().replace('NFold="1" Z2="0.0" X="0.0"', 'NFold="3" Z2="10.0" X="20.0"')
+    job = read_mco_job(write_job(folder, text))
+    assert job.symmetry == PointSymmetry(3, 10.0, 20.0)
+    write_mco_job(job, folder / "again.xml")
+    assert read_mco_job(folder / "again.xml").symmetry == PointSymmetry(3, 10.0, 20.0)
+    written = ET.parse(folder / "again.xml").getroot().find(".//Symmetry")
+    assert (written.get("NFold"), written.get("Z2"), written.get("X")) == ("3", "10.0", "20.0")
+    old = job_text().replace('NFold="1" Z2="0.0" X="0.0"',
+                             'NumberSymmetries="2" Psi="0" Theta="5"')  # fmt: skip
+    assert read_mco_job(write_job(folder, old, "old.xml")).symmetry == PointSymmetry(2, 0.0, 5.0)
+    bare = re.sub(r"<Symmetry[^>]*/>", "", job_text())
+    assert read_mco_job(write_job(folder, bare, "bare.xml")).symmetry == PointSymmetry()
+
+
 @pytest.mark.parametrize("kind", ["exmx", "ac"])
 def test_round_trip_from_memory(folder: Path, kind: str) -> None:
     plist = ParticleList([Particle("parts/p0.em", class_name=0), Particle("parts/p1.em")], folder)
@@ -264,6 +283,10 @@ BAD_READS = [
     ("ac", lambda t: t.replace("MetropolisCriterion", "Coinflip"), "Coinflip"),
     ("ac", lambda t: t.replace("<AnnealingCriterion", "<Criterion"), "AnnealingCriterion"),
     ("ac", lambda t: t.replace("<AnnealingTemperature", "<Temp"), "AnnealingTemperature"),
+    ("exmx", lambda t: t.replace('NFold="1"', 'NFold="0"'), "symmetry order must be"),
+    ("exmx", lambda t: t.replace('NFold="1"', 'NFold="two"'), "NFold"),
+    ("exmx", lambda t: t.replace('Type="PointSymmetry"', 'Type="HelicalSymmetry"'), "Helical"),
+    ("exmx", lambda t: t.replace('SearchAngle="0"', 'SearchAngle="[10,2]"'), "SearchAngle"),
 ]
 
 

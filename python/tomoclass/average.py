@@ -15,7 +15,7 @@ number of MPI ranks.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 from tomoclass.features import Particles, ParticleStack, Preprocessing
 from tomoclass.fourier import band_mask, frequency_radius
+from tomoclass.geometry import PointSymmetry
 from tomoclass.io import write_volume
 from tomoclass.parallel import Serial, share
 
@@ -75,6 +76,7 @@ def class_averages(
     order: int = 3,
     progress=None,
     comm=None,
+    symmetry: PointSymmetry | None = None,
 ) -> list[ClassAverage] | None:
     """Weighted averages of every class, in order of first appearance.
 
@@ -85,6 +87,8 @@ def class_averages(
     voxels of the binned box (below 1: a fraction of it). Under MPI (``comm``) each rank sums
     its share of the particles, chunk by chunk, and rank 0 adds the chunks in order, so the
     averages equal the single-process ones; they are returned on rank 0, None elsewhere.
+    ``symmetry``: a :class:`~tomoclass.geometry.PointSymmetry`; every particle then counts
+    once per symmetry copy (PyTom's way), so the averages are symmetric.
     """
     comm = comm or Serial()
     if floor < 0:
@@ -105,9 +109,11 @@ def class_averages(
     first, last = share(comm, comm.rank, chunks)
     mine = {}
     stop = min(last * prep.chunk, len(prep))
+    copies = (PointSymmetry() if symmetry is None else symmetry).operators()
     for chunk in prep.chunks(first * prep.chunk, stop):
         a = chunk.start
-        mine[a] = prep.class_sums(chunk, codes[a : a + len(chunk.volumes)], len(classes))
+        mine[a] = _symmetric_sums(prep, chunk, codes[a : a + len(chunk.volumes)],
+                                  len(classes), copies)  # fmt: skip
         if progress is not None:
             progress(len(chunk.volumes))
     gathered = comm.gather(mine, root=0)
@@ -131,6 +137,17 @@ def class_averages(
         )
         for k, name in enumerate(classes)
     ]
+
+
+def _symmetric_sums(prep, chunk, codes, classes: int, copies: np.ndarray) -> tuple:
+    """The class sums of a chunk summed over its symmetry copies (rotations ``R·G_k``); the
+    particles are counted once."""
+    fw, w, counts, reach = prep.class_sums(chunk, codes, classes)
+    for g in copies[1:]:
+        turned = replace(chunk, rotations=np.ascontiguousarray(chunk.rotations @ g))
+        more = prep.class_sums(turned, codes, classes)
+        fw, w, reach = fw + more[0], w + more[1], np.add(reach, more[3])
+    return fw, w, counts, reach
 
 
 def write_averages(averages: list[ClassAverage], prefix: str | os.PathLike) -> list[Path]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,8 +27,9 @@ from tomoclass import _core
 from tomoclass.cpca import CPCAResult, corrected_cpca, kmeans
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
+from tomoclass.geometry import PointSymmetry
 from tomoclass.io.scores import margins
-from tomoclass.mco import FLOOR, ac_rounds, class_scores, doubts
+from tomoclass.mco import FLOOR, ShiftSearch, ac_rounds, class_scores, doubts, symmetric_features
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.nuisance import NuisanceFit
 from tomoclass.parallel import Serial
@@ -160,6 +161,7 @@ def classify(
     restarts: int = RESTARTS,
     seed: int = 0,
     max_classes: int = MAX_CLASSES,
+    symmetry: PointSymmetry | None = None,
     comm=None,
     progress: Callable[[str, int, int], None] | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -171,7 +173,9 @@ def classify(
     ``particles``, ``mask``, ``lowpass``, ``binning``, ``lowest``: as for
     :func:`tomoclass.ccc.correlation_matrix` (or a :class:`~tomoclass.features.Preprocessing`
     with mask and lowpass None). ``restarts``: refinements, each from CPCA's eigenvectors
-    clustered with its own seed. ``progress(stage, done, total)`` reports work done.
+    clustered with its own seed. ``symmetry``: a
+    :class:`~tomoclass.geometry.PointSymmetry`; the refinement then scores particles against
+    symmetrised class averages. ``progress(stage, done, total)`` reports work done.
     Under MPI (``comm``) every rank returns the same result.
     """
     comm = comm or Serial()
@@ -194,32 +198,40 @@ def classify(
 
     f, w = prep.gathered_features(comm, progress=features_done, cache_dir=cache_dir,
                                   memory_budget=memory_budget)  # fmt: skip
+    band, scoring = prep.band, None
+    if symmetry is not None and symmetry.nfold > 1:
+        reference = symmetric_features(prep, symmetry, comm, (f, w))
+        scoring = ShiftSearch(0.0, band.flat, band.box, reference)
     count = None
     if nclass == "auto":
-        count = choose_class_count(f, w, prep.band, max_classes, restarts, seed, comm, report)
+        count = choose_class_count(f, w, band, max_classes, restarts, seed, comm, report,
+                                   scoring)  # fmt: skip
         nclass = count.chosen
-    result = _classify_features(f, w, prep.band, int(nclass), restarts, seed, comm, report)
+    result = _classify_features(f, w, band, int(nclass), restarts, seed, comm, report, scoring)
     result.class_count = count
     return result
 
 
-def _classify_features(f, w, band, nclass, restarts, seed, comm, report) -> Classification:
-    """:func:`classify` of features already computed."""
+def _classify_features(f, w, band, nclass, restarts, seed, comm, report,
+                       scoring=None) -> Classification:  # fmt: skip
+    """:func:`classify` of features already computed (``scoring``: the MCO stage's
+    :class:`~tomoclass.mco.ShiftSearch`, e.g. symmetrised references)."""
     n = len(f)
     first, fit, landmarks = corrected_cpca(f, w, band, nclass, seed, comm)
     runs = []
     for r in range(restarts):
         start = first.labels if r == 0 else kmeans(first.coefficients, nclass, seed + r)
         result, _ = ac_rounds(f, w, band.herm, start, nclass, START_TEMPERATURE, ANNEALING_STEP,
-                              local_search=1, seed=seed + r, comm=comm)  # fmt: skip
-        scores = class_scores(f, w, band.herm, result.labels, nclass, comm)
+                              local_search=1, seed=seed + r, comm=comm,
+                              shift=scoring)  # fmt: skip
+        scores = class_scores(f, w, band.herm, result.labels, nclass, comm, scoring)
         total = float(scores[np.arange(n), result.labels].sum())
         sizes = np.bincount(result.labels, minlength=nclass).tolist()
         runs.append(Restart(seed + r, result.labels, total, sizes,
                             adjusted_rand_index(first.labels, start)))  # fmt: skip
         report(f"restarts ({nclass} classes)", r + 1, restarts)
     kept = runs[int(np.argmax([r.total_score for r in runs]))]
-    scores = class_scores(f, w, band.herm, kept.labels, nclass, comm)
+    scores = class_scores(f, w, band.herm, kept.labels, nclass, comm, scoring)
     agreement = stability([r.labels for r in runs])
     return Classification(
         labels=kept.labels, scores=scores, margin=margins(scores), restarts=runs,
@@ -246,7 +258,8 @@ def half_sets(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 
 
-def choose_class_count(f, w, band, max_classes, restarts, seed, comm=None, report=None):
+def choose_class_count(f, w, band, max_classes, restarts, seed, comm=None, report=None,
+                       scoring=None):  # fmt: skip
     """How many classes the data support: for every count from 2 to ``max_classes`` the
     particles' two seeded halves are classified separately (as :func:`classify` does),
     every particle is assigned to its best class average of each half, and the two
@@ -260,11 +273,14 @@ def choose_class_count(f, w, band, max_classes, restarts, seed, comm=None, repor
     for nclass in range(2, max_classes + 1):
         assigned, stabilities = [], []
         for half in halves:
+            within = None if scoring is None else replace(
+                scoring, reference=tuple(x[half] for x in scoring.reference))  # fmt: skip
             part = _classify_features(f[half], w[half], band, nclass, restarts, seed, comm,
-                                      lambda *a: None)  # fmt: skip
+                                      lambda *a: None, within)  # fmt: skip
             stabilities.append(part.stability)
-            means, _ = _core.mco_class_means(f[half], w[half], part.labels.tolist(), nclass,
-                                             FLOOR)  # fmt: skip
+            ref_f, ref_w = (f, w) if scoring is None else scoring.reference
+            means, _ = _core.mco_class_means(ref_f[half], ref_w[half], part.labels.tolist(),
+                                             nclass, FLOOR)  # fmt: skip
             assigned.append(_core.mco_scores(f, w, band.herm, means).argmax(axis=1))
         tried.append({"classes": nclass,
                       "half_set_agreement": adjusted_rand_index(*assigned),

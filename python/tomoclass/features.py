@@ -200,6 +200,7 @@ class Preprocessing:
         if binning < 1 or self.box % binning:
             raise TomoclassError(f"binning {binning} does not divide the box size {self.box}")
         self.binning, self.order, self.chunk = binning, order, chunk
+        self.turn: np.ndarray | None = None  # see turned()
         m = self.box // binning
         self.mask = (
             np.ones((m, m, m), np.float32) if mask is None else load_mask(mask, self.box, binning)
@@ -235,6 +236,11 @@ class Preprocessing:
         mask = np.ones_like(self.mask)
         core = _core.Preprocess(self.box, self.binning, mask, self.order)
         return self._copy(mask=mask, band=None, core=core)
+
+    def turned(self, turn: np.ndarray) -> Preprocessing:
+        """The same preprocessing with every particle's rotation ``R`` taken as ``R·turn``
+        (a symmetry copy, see :class:`~tomoclass.geometry.PointSymmetry`)."""
+        return self._copy(turn=np.asarray(turn, dtype=np.float64))
 
     def _copy(self, **changes) -> Preprocessing:
         other = object.__new__(Preprocessing)
@@ -275,6 +281,8 @@ class Preprocessing:
             part = part[window]
             rotations, shifts, paths = part.rotation_matrices(), part.shifts(), part.paths()
             wedges = part.wedges()
+        if self.turn is not None:
+            rotations = np.asarray(rotations) @ self.turn
         for a in range(0, stop - start, self.chunk):
             b = min(a + self.chunk, stop - start)
             if paths is None:

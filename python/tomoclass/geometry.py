@@ -45,3 +45,32 @@ class Shift:
 def rotation_matrix(z1: float, z2: float, x: float) -> np.ndarray:
     """Matrix ``Rz(z2) @ Rx(x) @ Rz(z1)`` of PyTom angles in degrees (computed in the Rust core)."""
     return np.asarray(_core.rotation_matrix(float(z1), float(z2), float(x)))
+
+
+@dataclass(frozen=True)
+class PointSymmetry:
+    """PyTom's ``PointSymmetry``: ``nfold``-fold rotational symmetry about the axis
+    ``Rz(z2)·Rx(x)·ẑ`` of the aligned particle (the particle's z axis when both are 0).
+
+    Averaging with it adds every particle ``nfold`` times, turned by ``360·k/nfold`` degrees
+    about the axis (PyTom's ``PointSymmetry.apply`` of a particle list: copy ``k`` has the
+    rotation ``R·S·Rz(−360·k/n)·S⁻¹`` with ``S = Rz(z2)·Rx(x)``), so the average is
+    symmetric."""
+
+    nfold: int = 1
+    z2: float = 0.0
+    x: float = 0.0
+
+    def __post_init__(self) -> None:
+        from tomoclass.errors import TomoclassError
+
+        if int(self.nfold) != self.nfold or self.nfold < 1:
+            raise TomoclassError(f"symmetry order must be a whole number >= 1, got {self.nfold}")
+        object.__setattr__(self, "nfold", int(self.nfold))
+
+    def operators(self) -> np.ndarray:
+        """The ``(nfold, 3, 3)`` matrices ``G_k`` that turn a particle's rotation ``R`` into
+        its copies' ``R·G_k`` (``G_0`` is the identity)."""
+        axis = rotation_matrix(0.0, self.z2, self.x)
+        turns = [rotation_matrix(-360.0 * k / self.nfold, 0.0, 0.0) for k in range(self.nfold)]
+        return np.stack([axis @ turn @ axis.T for turn in turns])

@@ -27,6 +27,7 @@ from tomoclass.features import (
     Preprocessing,
     as_preprocessing,
 )
+from tomoclass.geometry import PointSymmetry
 from tomoclass.parallel import Serial, allgather_rows, share
 
 FLOOR = 0.05
@@ -34,13 +35,23 @@ FLOOR = 0.05
 
 @dataclass(frozen=True)
 class ShiftSearch:
-    """Translation tolerance: scores are the peak over shifts ``|t| ≤ radius`` (voxels of
-    the binned box), found by inverse FFTs over the band (``flat`` half-grid indices of an
-    ``box³`` box)."""
+    """How particles are scored beyond the plain score. Translation tolerance: with
+    ``radius`` > 0 scores are the peak over shifts ``|t| ≤ radius`` (voxels of the binned
+    box), found by inverse FFTs over the band (``flat`` half-grid indices of an ``box³``
+    box). ``reference``: the features ``(f, w)`` class averages are formed from, when they
+    are not the scored ones (symmetrised, :func:`symmetric_features`)."""
 
     radius: float
     flat: np.ndarray
     box: int
+    reference: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _means(f, w, labels, nclass: int, shift: ShiftSearch | None) -> np.ndarray:
+    """Class averages in feature space (from ``shift.reference`` if it has one)."""
+    if shift is not None and shift.reference is not None:
+        f, w = shift.reference
+    return _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)[0]
 
 
 def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.ndarray:
@@ -51,7 +62,7 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.n
     a row does not depend on how the particles are shared, so neither does the result.
     """
     comm = comm or Serial()
-    means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
+    means = _means(f, w, labels, nclass, shift)
     start, stop = share(comm, comm.rank, len(f))
     part_f, part_w = f[start:stop], w[start:stop]
     if shift is None or shift.radius <= 0:
@@ -199,7 +210,7 @@ def best_shifts(f, w, herm, labels, nclass: int, shift: ShiftSearch, comm=None) 
     """Each particle's best shift ``(x, y, z)`` (binned voxels, aligned frame) against the
     average of its own class: the particle matches that average moved by this shift."""
     comm = comm or Serial()
-    means, _ = _core.mco_class_means(f, w, np.asarray(labels).tolist(), nclass, FLOOR)
+    means = _means(f, w, labels, nclass, shift)
     start, stop = share(comm, comm.rank, len(f))
     _, found = _core.mco_shift_scores(f[start:stop], w[start:stop], herm, shift.flat.tolist(),
                                       shift.box, means, float(shift.radius))  # fmt: skip
@@ -219,7 +230,7 @@ def refine_particle_shifts(particles: Particles, found: np.ndarray, binning: int
 
 def _with_shifts(result: MCOResult, prep: Preprocessing, f, w, herm, nclass, shift, comm):
     """``result`` with the refined particle shifts of its final labels."""
-    if shift is None:
+    if shift is None or shift.radius <= 0:
         raise TomoclassError("updating shifts needs a shift search: give max_shift > 0")
     found = best_shifts(f, w, herm, result.labels, nclass, shift, comm)
     result.shifts = refine_particle_shifts(prep.particles, found, prep.binning)
@@ -291,6 +302,7 @@ def mco_exmx(
     oversample: int = 1,
     restarts: int | None = None,
     on_restart=None,
+    symmetry: PointSymmetry | None = None,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -305,6 +317,8 @@ def mco_exmx(
     classes, then merge them by total score (:func:`merge_classes`) and refine by EXMX.
     ``restarts`` (random starts only; None: :data:`RESTARTS`): random starts tried, the best
     by total score is the run proper; ``on_restart(progress)`` is called after each.
+    ``symmetry``: a :class:`~tomoclass.geometry.PointSymmetry`; particles are then scored
+    against symmetrised class averages (:func:`symmetric_features`).
     ``on_iteration(entry, labels)`` is called after each iteration. Features larger than
     ``memory_budget`` bytes are memory-mapped from files in ``cache_dir`` (shared by all MPI
     ranks) instead of held in memory, as in :func:`tomoclass.ccc.correlation_matrix`.
@@ -315,7 +329,8 @@ def mco_exmx(
         raise TomoclassError(f"iterations must be >= 1, got {iterations}")
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     run = nclass * _checked_oversample(oversample)
-    f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget)
+    f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget,
+                                      symmetry)  # fmt: skip
     proper = resume if resume is not None and resume.step > 0 else None
     labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, proper)
 
@@ -495,7 +510,8 @@ def _start_of(prep, nclass, seed, start, features, comm, resume) -> np.ndarray |
     return start_labels(prep.particles, nclass, seed, start, features, comm)
 
 
-def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memory_budget):
+def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memory_budget,
+                  symmetry=None):  # fmt: skip
     """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
     each rank computes its share and all ranks receive all; memory-mapped from ``cache_dir``
     beyond ``memory_budget`` bytes)."""
@@ -506,8 +522,33 @@ def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memor
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
     f, w = prep.gathered_features(comm, cache_dir=cache_dir, memory_budget=memory_budget)
     band = prep.band
-    shift = ShiftSearch(max_shift / prep.binning, band.flat, band.box) if max_shift > 0 else None
+    reference = None
+    if symmetry is not None and symmetry.nfold > 1:
+        reference = symmetric_features(prep, symmetry, comm, (f, w))
+    shift = None
+    if max_shift > 0 or reference is not None:
+        shift = ShiftSearch(max_shift / prep.binning, band.flat, band.box, reference)
     return f, w, band.herm, shift
+
+
+def symmetric_features(prep: Preprocessing, symmetry, comm=None, first=None):
+    """Features ``(f, w)`` whose class averages are the symmetrised ones: per particle
+    ``w = sqrt(Σ_k W_k²)`` and ``w·f = Σ_k W_k·F_k`` over its symmetry copies ``k`` (the
+    particle turned by :meth:`~tomoclass.geometry.PointSymmetry.operators`), so that
+    ``Σ w·f / Σ w²`` over a class is the weighted average of all copies, as PyTom's
+    symmetrised particle lists give. Held in memory. ``first``: the copy-0 features, if
+    computed already."""
+    f0, w0 = first if first is not None else prep.gathered_features(comm)
+    weights = np.concatenate([w0, w0], axis=1).astype(np.float64)
+    total, power = weights * f0, np.square(w0, dtype=np.float64)
+    for g in symmetry.operators()[1:]:
+        fg, wg = prep.turned(g).gathered_features(comm)
+        total += np.concatenate([wg, wg], axis=1) * fg
+        power += np.square(wg, dtype=np.float64)
+    w = np.sqrt(power)
+    safe = np.where(w > 0, w, 1.0)
+    f = total / np.concatenate([safe, safe], axis=1)
+    return f.astype(np.float32), w.astype(np.float32)
 
 
 TEMPERATURES = ("sigma", "annealing")
@@ -617,6 +658,7 @@ def mco_ac(
     oversample: int = 1,
     restarts: int | None = None,
     on_restart=None,
+    symmetry: PointSymmetry | None = None,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
@@ -624,7 +666,8 @@ def mco_ac(
     ``end_threshold``, ``allow_collapse``); the other parameters as :func:`mco_exmx`."""
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     run = nclass * _checked_oversample(oversample)
-    f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget)
+    f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget,
+                                      symmetry)  # fmt: skip
     proper = resume if resume is not None and resume.step > 0 else None
     labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, proper)
 

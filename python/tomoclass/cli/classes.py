@@ -9,6 +9,8 @@ from pathlib import Path
 from tomoclass.cli.common import (
     Formatter,
     add_sampling,
+    add_symmetry,
+    point_symmetry,
     read_particles,
     writable_folder,
     write_text,
@@ -25,8 +27,9 @@ def _run_average(args: argparse.Namespace) -> None:
     writable_folder(Path(args.output).parent)
     plist = read_particles(args)
     averages = class_averages(
-        plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor, comm=comm
-    )
+        plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor, comm=comm,
+        symmetry=point_symmetry(args.symmetry),
+    )  # fmt: skip
     if comm.rank != 0:
         return
     with output_group():
@@ -53,6 +56,7 @@ def add_average(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--lowpass", type=float, help="low-pass radius, Fourier voxels")
     p.add_argument("--floor", type=float, default=0.05,
                    help="floor of the weight sum, as a fraction of its largest value")  # fmt: skip
+    add_symmetry(p)
     add_sampling(p)
     p.set_defaults(run=_run_average)
 

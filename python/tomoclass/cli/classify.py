@@ -11,7 +11,9 @@ from tomoclass.cli.common import (
     Formatter,
     add_memory,
     add_sampling,
+    add_symmetry,
     check_new_folder,
+    point_symmetry,
     progress_bar,
     publish_folder,
     read_particles,
@@ -52,11 +54,12 @@ def _run_classify(args: argparse.Namespace) -> None:
         result = classify(
             plist, args.mask, _class_count(args.nclass), args.lowpass, args.binning,
             lowest=args.lowest_frequency, restarts=args.restarts, seed=args.seed, comm=comm,
-            max_classes=args.max_classes,
+            max_classes=args.max_classes, symmetry=point_symmetry(args.symmetry),
             progress=progress_bar(comm), cache_dir=features, memory_budget=args.memory * 2**30,
         )  # fmt: skip
     classified = plist.with_classes(result.labels.tolist())
-    averages = class_averages(classified, binning=args.binning, comm=comm)
+    averages = class_averages(classified, binning=args.binning, comm=comm,
+                              symmetry=point_symmetry(args.symmetry))  # fmt: skip
     if comm.rank != 0:
         return
     for line in result.warnings:
@@ -129,5 +132,6 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
     add_memory(p, "larger features are memory-mapped from .OUT.features (shared by MPI ranks)")
+    add_symmetry(p)
     add_sampling(p)
     p.set_defaults(run=_run_classify)

@@ -266,3 +266,21 @@ def write_classified(classified, labels, scores, path: Path, folder: Path) -> No
         write_particle_list(classified.with_scores(own.tolist()), path)
     names = [p.filename for p in classified.rebased(folder)]
     write_scores(path.parent / SCORES, names, classified.class_names(), scores)
+
+
+def add_symmetry(p: argparse.ArgumentParser) -> None:
+    """``--symmetry N``: PyTom's point symmetry about the particle's z axis."""
+    p.add_argument("--symmetry", type=int, metavar="N",
+                   help="N-fold point symmetry about the particle's z axis: symmetrised "
+                   "class averages (PyTom's PointSymmetry; default: none)")  # fmt: skip
+
+
+def point_symmetry(value):
+    """The :class:`~tomoclass.geometry.PointSymmetry` of ``--symmetry`` (an order, or one
+    read from a job file); None for no symmetry."""
+    from tomoclass.geometry import PointSymmetry
+
+    if value is None:
+        return None
+    symmetry = value if isinstance(value, PointSymmetry) else PointSymmetry(value)
+    return None if symmetry.nfold == 1 and symmetry.z2 == 0 and symmetry.x == 0 else symmetry

@@ -9,7 +9,9 @@ from tomoclass import __version__
 from tomoclass.cli.common import (
     Formatter,
     add_sampling,
+    add_symmetry,
     merge_oversampled,
+    point_symmetry,
     positive_int,
     read_particles,
     writable_folder,
@@ -56,7 +58,8 @@ def _run_cpca(args: argparse.Namespace) -> None:
         labels, plan, before = merge_oversampled(plist, labels, args.nclass, None, lowpass, 1)
     classified = plist.with_classes(labels)
     comm = world()
-    averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm)
+    averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm,
+                              symmetry=point_symmetry(args.symmetry))  # fmt: skip
     if comm.rank != 0:
         return
     with output_group():  # all of these are replaced, or none
@@ -73,7 +76,8 @@ def _run_cpca(args: argparse.Namespace) -> None:
             "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),
                            "output": str(args.output.absolute()), "neig": args.neig,
                            "neig_used": result.neig, "nclass": args.nclass, "seed": args.seed,
-                           "binning": args.binning, "lowpass": args.lowpass},
+                           "binning": args.binning, "lowpass": args.lowpass,
+                           "symmetry": args.symmetry},
             "class_sizes": {a.label: a.count for a in averages},
             "oversample": {"factor": args.oversample,
                            "merge": plan.mapping if plan is not None else None},
@@ -126,5 +130,6 @@ def add_cpca(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
     p.add_argument("--oversample", type=int, default=1,
                    help="classify into NCLASS x this many, then merge to NCLASS")  # fmt: skip
+    add_symmetry(p)
     add_sampling(p)
     p.set_defaults(run=_run_cpca)

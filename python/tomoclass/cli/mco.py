@@ -13,6 +13,7 @@ from tomoclass.cli.common import (
     add_memory,
     add_sampling,
     check_new_folder,
+    point_symmetry,
     progress_bar,
     publish_folder,
     read_particles,
@@ -48,6 +49,7 @@ def _mco_settings(args: argparse.Namespace):
         job.destination, job.iterations, job.end_threshold)  # fmt: skip
     args.binning, args.lowest_frequency = job.binning, job.lowest_frequency
     args.highest_frequency = job.highest_frequency
+    args.symmetry = job.symmetry
     if kind == "ac":
         args.start_temperature, args.annealing_step = job.start_temperature, job.annealing_step
         args.local_search_increment = job.local_search_increment
@@ -56,6 +58,7 @@ def _mco_settings(args: argparse.Namespace):
 
 
 def _run_job(args: argparse.Namespace) -> None:
+    from tomoclass.geometry import PointSymmetry
     from tomoclass.io.pytom_job import MCOJob, write_mco_job
 
     annealing = args.kind == "ac"
@@ -70,6 +73,7 @@ def _run_job(args: argparse.Namespace) -> None:
         local_search_increment=args.local_search_increment if annealing else None,
         temperature=args.temperature if annealing else None,
         criterion=args.criterion if annealing else None,
+        symmetry=point_symmetry(args.symmetry) or PointSymmetry(),
     )  # fmt: skip
     if annealing and (job.start_temperature is None or job.annealing_step is None):
         raise TomoclassError("an AC job needs --start-temperature and --annealing-step")
@@ -84,7 +88,7 @@ class McoCheckpoint:
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
             "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
-            "update_shifts", "oversample", "start", "restarts",
+            "update_shifts", "oversample", "start", "restarts", "symmetry",
             "start_temperature", "annealing_step", "local_search_increment", "temperature",
             "criterion")  # fmt: skip
 
@@ -209,7 +213,8 @@ def _run_mco(args: argparse.Namespace) -> None:
               "allow_collapse": args.allow_class_collapse,
               "cache_dir": features, "memory_budget": args.memory * 2**30,
               "start": args.start, "oversample": args.oversample,
-              "restarts": args.restarts, "on_restart": keep_start}  # fmt: skip
+              "restarts": args.restarts, "on_restart": keep_start,
+              "symmetry": point_symmetry(args.symmetry)}  # fmt: skip
     swaps = None
     with shared_cache(comm, features):
         if annealing:
@@ -227,7 +232,8 @@ def _run_mco(args: argparse.Namespace) -> None:
     classified = plist.with_classes(result.labels.tolist())
     if result.shifts is not None:
         classified = classified.with_shifts(result.shifts)
-    averages = class_averages(classified, binning=args.binning, comm=comm)
+    averages = class_averages(classified, binning=args.binning, comm=comm,
+                              symmetry=point_symmetry(args.symmetry))  # fmt: skip
     if comm.rank != 0:
         return
 
@@ -262,8 +268,7 @@ def _run_mco(args: argparse.Namespace) -> None:
             "oversample": {"factor": args.oversample, **(result.merge or {})},
             "restarts": result.restarts,
             "warnings": result.warnings,
-            "parameters": {k: (str(v) if isinstance(v, Path) else v)
-                           for k, v in vars(args).items() if k != "run"},
+            "parameters": {k: _plain(v) for k, v in vars(args).items() if k != "run"},
             "ranks": comm.size,
             "versions": {"tomoclass": __version__},
             "trace": result.trace,
@@ -278,6 +283,15 @@ def _run_mco(args: argparse.Namespace) -> None:
     extra = "swaps.csv, " if annealing else ""
     print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
+
+
+def _plain(value):
+    """A parameter as JSON takes it (paths as text, a symmetry as its fields)."""
+    import dataclasses
+
+    if isinstance(value, Path):
+        return str(value)
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
@@ -318,6 +332,9 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
                        help="sigma: T x std of all scores; annealing: T as is")  # fmt: skip
         p.add_argument("--criterion", choices=("metropolis", "threshold"), default="metropolis",
                        help="acceptance of a jump to a worse class")  # fmt: skip
+    p.add_argument("--symmetry", type=int, metavar="N",
+                   help="N-fold point symmetry about the particle's z axis: particles are "
+                   "scored against symmetrised class averages (PyTom's PointSymmetry)")  # fmt: skip
     add_sampling(p)
 
 

@@ -44,12 +44,13 @@ import math
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 
 from tomoclass.errors import TomoclassError
+from tomoclass.geometry import PointSymmetry
 from tomoclass.io.files import PathLike, atomic_output, is_file
 from tomoclass.io.pytom_xml import parse_xml, read_pytom_xml, to_xml_string
 from tomoclass.particles import ParticleList
@@ -92,6 +93,7 @@ class MCOJob:
     local_search_increment: int | None = None
     temperature: str | None = None
     criterion: str | None = None
+    symmetry: PointSymmetry = field(default_factory=PointSymmetry)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MCOJob):
@@ -128,6 +130,7 @@ def read_mco_job(path: PathLike) -> MCOJob:
         binning=_integer(description, "Binning", name),
         lowest_frequency=_real(bandpass, "LowestFrequency", name),
         highest_frequency=_real(bandpass, "HighestFrequency", name),
+        symmetry=_symmetry(description.find("Symmetry"), name),
     )
     if job.kind == "ac":
         job = _with_annealing(job, root, name)
@@ -147,6 +150,30 @@ def _with_annealing(job: MCOJob, root: ET.Element, name: str) -> MCOJob:
         temperature=_choice(temperature, "Name", TEMPERATURES, name),
         criterion=_choice(criterion, "Name", CRITERIA, name),
     )
+
+
+def _symmetry(element: ET.Element | None, name: str) -> PointSymmetry:
+    """PyTom's ``<Symmetry Type="PointSymmetry" NFold Z2 X …>`` (none: no symmetry). Its
+    older attribute names ``NumberSymmetries``, ``Psi`` and ``Theta`` are read too, as
+    PyTom's ``PointSymmetry.fromXML`` does; a symmetry search and helical symmetry are not
+    supported."""
+    if element is None:
+        return PointSymmetry()
+    kind = element.get("Type", "PointSymmetry")
+    if kind != "PointSymmetry":
+        raise TomoclassError(f'{name}: <Symmetry Type="{kind}">: only PointSymmetry is supported')
+    old = element.get("NFold") is None and element.get("NumberSymmetries") is not None
+    nfold, z2, x = ("NumberSymmetries", "Psi", "Theta") if old else ("NFold", "Z2", "X")
+    search = element.get("SearchAngle", "0").strip().strip("[]")
+    if any(part.strip() not in ("0", "0.0", "") for part in search.split(",")):
+        raise TomoclassError(
+            f'{name}: <Symmetry SearchAngle="{search}">: a symmetry search is not supported'
+        )
+    try:
+        return PointSymmetry(_integer(element, nfold, name), _real(element, z2, name),
+                             _real(element, x, name))  # fmt: skip
+    except TomoclassError as exc:
+        raise TomoclassError(f"{name}: <Symmetry>: {exc}") from None
 
 
 def _child(parent: ET.Element, where: str, name: str) -> ET.Element:
@@ -388,9 +415,9 @@ def _description(job: MCOJob, folder: Path) -> ET.Element:
         element,
         "Symmetry",
         Type="PointSymmetry",
-        NFold="1",
-        Z2="0.0",
-        X="0.0",
+        NFold=str(job.symmetry.nfold),
+        Z2=repr(float(job.symmetry.z2)),
+        X=repr(float(job.symmetry.x)),
         SearchAngle="0",
         SearchAxisZ2="0.0",
         SearchAxisX="0.0",
