@@ -8,6 +8,8 @@ weight volumes it names). For each, mean ARI against the truth over ``--seeds`` 
   other particles (:func:`tomoclass.mco.leave_one_out_scores`), argmax: the best the score
   allows;
 - ``CPCA``: ``tomoclass cpca -e auto`` on the raw matrix (PyTom's method);
+- ``CPCA corrected``: the same after the nuisance model is taken out (``classify``'s first
+  stage, :func:`tomoclass.cpca.corrected_cpca`);
 - ``EXMX``, ``AC``: MCO from a random start (AC: T = 2·sigma, step 0.2, one EXMX iteration
   per round, as bench_mco);
 - ``EXMX×3``: ``mco-exmx --oversample 3`` from the same random start (one start, as
@@ -37,7 +39,7 @@ import numpy as np
 
 from tomoclass.ccc import correlation_matrix
 from tomoclass.classify import classify
-from tomoclass.cpca import cpca
+from tomoclass.cpca import corrected_cpca, cpca
 from tomoclass.features import Preprocessing
 from tomoclass.io import read_particle_list
 from tomoclass.mask import spherical_mask
@@ -118,6 +120,7 @@ def scores(row: Row, seed: int) -> dict[str, float]:
         found = {
             "limit": leave_one_out_scores(f, w, herm, truth, k).argmax(1),
             "CPCA": cpca(correlation_matrix(prep), "auto", k, seed).labels,
+            "CPCA corrected": corrected_cpca(f, w, feats.band, k, seed)[0].labels,
             "EXMX": mco_exmx(prep, None, k, None, **mco).labels,
             "AC": ac_rounds(f, w, herm, start, k, 2.0, 0.2, local_search=1, seed=seed)[0].labels,
             "EXMX×3": mco_exmx(prep, None, k, None, oversample=3, **mco).labels,
@@ -132,7 +135,7 @@ def scores(row: Row, seed: int) -> dict[str, float]:
     return out
 
 
-COLUMNS = ("limit", "CPCA", "EXMX", "AC", "EXMX×3", "classify", "stability")
+COLUMNS = ("limit", "CPCA", "CPCA corrected", "EXMX", "AC", "EXMX×3", "classify", "stability")
 
 
 def main() -> None:

@@ -3,8 +3,8 @@
 Simulated particles (box 32, lowpass 8, the simulator's four tilt ranges) of 3 classes with
 proportions 50/45/5 %, at each SNR of ``--snr``. Each method classifies into 3 classes
 directly, or into 9 and merges back to 3: by the distance between the class averages
-(``tomoclass merge --n-clusters 3``, and ``cpca --oversample 3``), or as ``mco-exmx
---oversample 3`` does, by total score, then refined by EXMX. ``classify`` for comparison.
+(``tomoclass merge --n-clusters 3``), or by total score as ``cpca --oversample 3`` does, and
+``mco-exmx --oversample 3`` (by total score, then refined by EXMX). ``classify`` for comparison.
 Reported: ARI against the truth and the rare class's F1 score (the best-matching class:
 2·precision·recall / (precision + recall)), mean over seeds.
 
@@ -23,7 +23,7 @@ from tomoclass.classify import classify
 from tomoclass.cpca import cpca
 from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.mask import spherical_mask
-from tomoclass.mco import exmx_iterations, mco_exmx, random_labels
+from tomoclass.mco import exmx_iterations, mco_exmx, merge_classes, random_labels
 from tomoclass.merge import merge_plan
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import SimulationConfig, simulate_particles
@@ -84,11 +84,17 @@ def run_snr(args, snr: float) -> dict[str, list]:
             "CPCA, 9 merged to 3 by averages": merged(
                 stack, cpca(matrix, "auto", 9, seed).labels, 3
             ),
+            "CPCA --oversample 3 (by total score)": merge_classes(
+                f, w, feats.band.herm, cpca(matrix, "auto", 9, seed).labels, 9, 3
+            )[0],
             "EXMX, 3 classes": exmx(f, w, feats.band.herm, 3, seed),
             "EXMX, 9 merged to 3 by averages": merged(
                 stack, exmx(f, w, feats.band.herm, 9, seed), 3
             ),
-            "EXMX --oversample 3 (by total score)": mco_exmx(
+            "EXMX --oversample 3 (by total score), one start": mco_exmx(
+                prep, None, 3, None, oversample=3, restarts=1, **direct
+            ).labels,
+            "EXMX --oversample 3 --start random (3 starts, the default)": mco_exmx(
                 prep, None, 3, None, oversample=3, **direct
             ).labels,
             "classify, 3 classes": classify(prep, None, 3, None, seed=seed).labels,

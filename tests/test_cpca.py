@@ -181,7 +181,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     ari = float(out.split("adjusted Rand index against the truth:")[1].split()[0])
     assert ari >= 0.9
-    assert (tmp_path / "demo" / "classified.xml").exists()
+    assert (tmp_path / "demo" / "classes" / "classifiedParticles.xml").exists()
+    assert (tmp_path / "demo" / "classes" / "report.html").exists()
 
 
 def test_cpca_labels_do_not_depend_on_blas_threads(three_classes, tmp_path):

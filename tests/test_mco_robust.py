@@ -110,7 +110,7 @@ def test_start_list_needs_classes_and_uses_them(listed, tmp_path, capsys):
     moved = run["trace"][0]["changes"]
     assert moved <= 3  # started from the classes it was given
     said = capsys.readouterr().err
-    assert ("no particle moved from the start" in said) == (moved == 0)
+    assert "no particle moved" not in said  # a list's classes may well be a fixed point
 
 
 def test_lists_carry_the_class_scores(listed, tmp_path):

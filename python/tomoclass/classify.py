@@ -11,7 +11,10 @@ particles leave a wrong start. Every restart draws its k-means seeds and anneali
 agreement between restarts (mean pairwise ARI) tells how stable the classes are.
 
 Features are computed once and shared by all stages; CPCA is
-:func:`tomoclass.cpca.corrected_cpca` (a landmark block beyond 4000 particles).
+:func:`tomoclass.cpca.corrected_cpca` (a landmark block beyond 4000 particles). With
+``nclass="auto"`` the number of classes is chosen first by the agreement of two half-sets
+(:func:`choose_class_count`); with a :class:`~tomoclass.geometry.PointSymmetry` the
+refinement scores particles against symmetrised class averages.
 """
 
 from __future__ import annotations

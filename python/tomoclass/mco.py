@@ -344,7 +344,7 @@ def mco_exmx(
                      resume=proper)  # fmt: skip
     result.restarts = tried
     return _finish(result, prep, (f, w, herm, shift), run, nclass, comm, update_shifts,
-                   end_threshold, allow_collapse, labels)  # fmt: skip
+                   end_threshold, allow_collapse, _random_start(start, labels))  # fmt: skip
 
 
 RESTARTS = 3
@@ -395,6 +395,12 @@ def _seeded(callback, seed, tried):
         callback(progress)
 
     return call
+
+
+def _random_start(start: str, labels):
+    """The start labels when they were random (staying there is then suspect), else None:
+    the list's or CPCA's classes may well be a fixed point already."""
+    return labels if start == "random" else None
 
 
 def _checked_oversample(factor: int) -> int:
@@ -683,5 +689,6 @@ def mco_ac(
     result.restarts = tried
     result = _finish(result, prep, (f, w, herm, shift), run, nclass, comm, update_shifts,
                      options.get("end_threshold", 0.05),
-                     options.get("allow_collapse", False), labels)  # fmt: skip
+                     options.get("allow_collapse", False),
+                     _random_start(start, labels))  # fmt: skip
     return result, swaps

@@ -129,6 +129,14 @@ def dendrogram_png(tree: np.ndarray, leaves: list[str], path, distance: str) -> 
     plt.close(figure)
 
 
+def score_dendrogram_png(record: dict, n: int, path) -> None:
+    """The dendrogram of a merge by total score (:func:`score_linkage`; ``n`` particles),
+    leaves labelled with class, size and new class."""
+    sizes, mapping = record["sizes"], record["mapping"]
+    leaves = [f"{k} (n={size}) → {mapping[k]}" for k, size in enumerate(sizes)]
+    dendrogram_png(score_linkage(record, n), leaves, path, "total score lost per particle")
+
+
 def average_dendrogram_png(plan: Merge, averages: list[ClassAverage], path) -> None:
     """The dendrogram of a merge by the class averages, leaves labelled with class, size and
     new class."""

@@ -62,8 +62,6 @@ def _run_classify(args: argparse.Namespace) -> None:
                               symmetry=point_symmetry(args.symmetry))  # fmt: skip
     if comm.rank != 0:
         return
-    for line in result.warnings:
-        warn(line)
     listed = f"classifiedParticles{args.particles.suffix.lower()}"
 
     def build(work: Path) -> None:
@@ -84,6 +82,8 @@ def _run_classify(args: argparse.Namespace) -> None:
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
     publish_folder(build, args.output)
+    for line in result.warnings:  # about a result that was written
+        warn(line)
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     if result.class_count is not None:
         print(f"-n auto: {result.class_count.sureness}")

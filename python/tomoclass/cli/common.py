@@ -231,22 +231,6 @@ def add_memory(p: argparse.ArgumentParser, beyond: str) -> None:
     p.add_argument("--memory", type=float, default=2.0, help=f"GiB kept in memory: {beyond}")
 
 
-def merge_oversampled(plist, labels, nclass: int, mask, lowpass: float, binning: int):
-    """``--oversample``: merge the classes of ``labels`` into ``nclass`` by hierarchical
-    clustering of their averages; returns the merged labels and the merge plan."""
-    from tomoclass.average import class_averages
-    from tomoclass.features import box_size
-    from tomoclass.fourier import frequency_radius
-    from tomoclass.mask import load_mask, spherical_mask
-    from tomoclass.merge import merge_plan
-
-    box = box_size(plist)
-    mask = spherical_mask(box) if mask is None else load_mask(mask, box)
-    averages = class_averages(plist, labels=labels, binning=1)
-    plan = merge_plan(averages, mask, frequency_radius(lowpass, box), n_clusters=nclass)
-    return [plan.mapping[str(v)] for v in labels], plan, averages
-
-
 def write_classified(classified, labels, scores, path: Path, folder: Path) -> None:
     """The classified list at ``path`` with every particle's score against its class
     (``labels``: column of ``scores`` ``(N, classes)``): PyTom's ``Score``, Dynamo's cc, or

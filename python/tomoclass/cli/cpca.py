@@ -10,7 +10,6 @@ from tomoclass.cli.common import (
     Formatter,
     add_sampling,
     add_symmetry,
-    merge_oversampled,
     point_symmetry,
     positive_int,
     read_particles,
@@ -20,6 +19,22 @@ from tomoclass.cli.common import (
 )
 from tomoclass.errors import TomoclassError
 from tomoclass.io.files import output_group
+
+
+def _merge_by_score(plist, labels, args: argparse.Namespace, comm):
+    """``--oversample``: CPCA's classes merged to NCLASS by total score
+    (:func:`tomoclass.mco.merge_classes`) on features with the mask (default: a sphere) and
+    band up to the low-pass (default: a quarter of the box)."""
+    from tomoclass.features import Preprocessing, box_size
+    from tomoclass.mask import spherical_mask
+    from tomoclass.mco import merge_classes
+
+    mask = args.mask if args.mask is not None else spherical_mask(box_size(plist))
+    lowpass = args.lowpass if args.lowpass is not None else 0.25
+    prep = Preprocessing.for_band(plist, mask, lowpass)
+    f, w = prep.gathered_features(comm)
+    classes = args.nclass * args.oversample
+    return merge_classes(f, w, prep.band.herm, labels, classes, args.nclass, comm)
 
 
 def _run_cpca(args: argparse.Namespace) -> None:
@@ -52,12 +67,11 @@ def _run_cpca(args: argparse.Namespace) -> None:
     neig = args.neig if args.neig == "auto" else positive_int(args.neig, "-e/--neig")
     result = cpca(matrix, neig, args.nclass * args.oversample, args.seed, name=str(args.ccc))
     eigen_seconds = time.perf_counter() - started
-    labels, plan = result.labels.tolist(), None
-    if args.oversample > 1:
-        lowpass = args.lowpass if args.lowpass is not None else 0.25
-        labels, plan, before = merge_oversampled(plist, labels, args.nclass, None, lowpass, 1)
-    classified = plist.with_classes(labels)
+    labels, record = result.labels, None
     comm = world()
+    if args.oversample > 1:
+        labels, record = _merge_by_score(plist, labels, args, comm)
+    classified = plist.with_classes(labels.tolist())
     averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm,
                               symmetry=point_symmetry(args.symmetry))  # fmt: skip
     if comm.rank != 0:
@@ -67,10 +81,10 @@ def _run_cpca(args: argparse.Namespace) -> None:
         write_averages(averages, prefix)
         for name in ("eigenvalues", "coefficients"):
             write_table(folder / name, getattr(result, name))
-        if plan is not None:
-            from tomoclass.merge import average_dendrogram_png
+        if record is not None:
+            from tomoclass.merge import score_dendrogram_png
 
-            average_dendrogram_png(plan, before, folder / "merge_dendrogram.png")
+            score_dendrogram_png(record, len(plist), folder / "merge_dendrogram.png")
         run = {
             "command": "cpca",
             "parameters": {"particles": str(args.particles), "ccc": str(args.ccc),
@@ -79,8 +93,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
                            "binning": args.binning, "lowpass": args.lowpass,
                            "symmetry": args.symmetry},
             "class_sizes": {a.label: a.count for a in averages},
-            "oversample": {"factor": args.oversample,
-                           "merge": plan.mapping if plan is not None else None},
+            "oversample": {"factor": args.oversample, **(record or {})},
             "versions": {"tomoclass": __version__, "numpy": np.__version__,
                          "scipy": scipy.__version__, "python": platform.python_version()},
             "timings": {"cpca_seconds": eigen_seconds,
@@ -129,7 +142,10 @@ def add_cpca(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--lowpass", type=float, help="low-pass of the averages (Fourier voxels)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
     p.add_argument("--oversample", type=int, default=1,
-                   help="classify into NCLASS x this many, then merge to NCLASS")  # fmt: skip
+                   help="classify into NCLASS x this many, then merge to NCLASS by total score "
+                   "(features with -m and up to -f)")  # fmt: skip
+    p.add_argument("-m", "--mask", type=Path,
+                   help="mask for --oversample's merge (default: a sphere)")  # fmt: skip
     add_symmetry(p)
     add_sampling(p)
     p.set_defaults(run=_run_cpca)

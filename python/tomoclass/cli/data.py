@@ -9,15 +9,11 @@ from pathlib import Path
 from tomoclass.cli.common import (
     Formatter,
     add_sampling,
-    progress_bar,
     publish_folder,
     sampling_options,
     tilt_range_text,
-    write_table,
-    write_text,
 )
 from tomoclass.errors import TomoclassError
-from tomoclass.parallel import Serial
 from tomoclass.simulate import DEFAULT_TILT_RANGES, write_simulation
 
 
@@ -36,13 +32,10 @@ def tilt_ranges(text: str) -> list[tuple[float, float]]:
 
 
 def _run_demo(args: argparse.Namespace) -> None:
-    import json
     import time
 
-    from tomoclass.average import class_averages, write_averages
-    from tomoclass.ccc import correlation_matrix, write_matrix
-    from tomoclass.cpca import cpca
-    from tomoclass.io import read_particle_list, write_particle_list
+    from tomoclass.cli import build_parser
+    from tomoclass.io import read_particle_list
     from tomoclass.metrics import adjusted_rand_index
     from tomoclass.plotting import report
     from tomoclass.simulate import SimulationConfig, read_truth, simulate_particles
@@ -51,38 +44,27 @@ def _run_demo(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     config = SimulationConfig(n_particles=args.particles, n_classes=args.classes, box=32,
                               snr=args.snr, seed=args.seed)  # fmt: skip
-    print(f"1/4 simulating {config.n_particles} particles of {config.n_classes} conformations "
+    print(f"1/3 simulating {config.n_particles} particles of {config.n_classes} conformations "
           f"(box 32, SNR {config.snr}, 4 tomograms with different wedges) in {folder}")  # fmt: skip
     sim = simulate_particles(config)
     publish_folder(lambda work: write_simulation(sim, work), folder)
-    plist = read_particle_list(folder / "particles.xml")
-    print("2/4 constrained-correlation matrix (lowpass 8 Fourier voxels)")
-    matrix = correlation_matrix(plist, folder / "mask.em", 8, progress=progress_bar(Serial()))
-    write_matrix(matrix, folder)
-    print("3/4 CPCA (neig auto) and k-means")
-    result = cpca(matrix, "auto", config.n_classes, args.seed)
-    classified = plist.with_classes(result.labels.tolist())
-    write_particle_list(classified, folder / "classified.xml")
-    print("4/4 wedge-weighted class averages and the report")
-    averages = class_averages(classified)
-    write_averages(averages, folder / "class")
-    for name in ("eigenvalues", "coefficients"):
-        write_table(folder / name, getattr(result, name))
-    run = {"command": "demo", "parameters": {"particles": args.particles, "classes": args.classes,
-           "snr": args.snr, "seed": args.seed, "neig_used": result.neig,
-           "output": str((folder / "classified.xml").absolute())},
-           "class_sizes": {a.label: a.count for a in averages}}  # fmt: skip
-    write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
-    page = report(folder)
+    classes = folder / "classes"
+    print(f"2/3 tomoclass classify -p {folder / 'particles.xml'} -m {folder / 'mask.em'} "
+          f"-n {config.n_classes} -f 8 -o {classes}")  # fmt: skip
+    command = ["classify", "-p", str(folder / "particles.xml"), "-m", str(folder / "mask.em"),
+               "-n", str(config.n_classes), "-f", "8", "-o", str(classes),
+               "--seed", str(args.seed)]  # fmt: skip
+    chosen = build_parser().parse_args(command)
+    chosen.run(chosen)
+    print("3/3 the report")
+    page = report(classes)
     truth = read_truth(folder / "truth.csv")
-    ari = adjusted_rand_index([truth[p.filename] for p in plist], result.labels)
-    sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
-    print(f"\nadjusted Rand index against the truth: {ari:.3f}  (neig {result.neig}; "
-          f"class sizes {sizes}; {time.perf_counter() - started:.0f} s)")  # fmt: skip
-    print(
-        f"outputs in {folder}: classified.xml, class_<k>.em (+ _wedgesum), "
-        "correlation_matrix.csv, truth.csv"
-    )
+    plist = read_particle_list(folder / "particles.xml")
+    classified = read_particle_list(classes / "classifiedParticles.xml")
+    ari = adjusted_rand_index([truth[p.filename] for p in plist], classified.class_names())
+    print(f"\nadjusted Rand index against the truth: {ari:.3f}  "
+          f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(f"the simulated particles and truth.csv are in {folder}, the classes in {classes}")
     print(f"look at the report: {page}")
 
 
@@ -92,9 +74,9 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         help="simulate a data set, classify it end to end and report (seconds)",
         formatter_class=Formatter,
         description=(
-            "Simulate aligned particles with known classes, then run ccc → cpca → average and\n"
-            "report the adjusted Rand index against the truth. Without DIR the outputs go to a\n"
-            "new temporary folder."
+            "Simulate aligned particles with known classes, classify them with 'tomoclass\n"
+            "classify' into DIR/classes and report the adjusted Rand index against the truth.\n"
+            "Without DIR the outputs go to a new temporary folder."
         ),
     )
     p.add_argument("directory", type=Path, nargs="?", help="new (or empty) output folder")

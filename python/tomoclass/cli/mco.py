@@ -256,13 +256,9 @@ def _run_mco(args: argparse.Namespace) -> None:
         )
         write_averages(averages, work / "class")
         if result.merge is not None:
-            from tomoclass.merge import dendrogram_png, score_linkage
+            from tomoclass.merge import score_dendrogram_png
 
-            sizes, mapping = result.merge["sizes"], result.merge["mapping"]
-            leaves = [f"{k} (n={size}) → {mapping[k]}" for k, size in enumerate(sizes)]
-            dendrogram_png(score_linkage(result.merge, len(plist)), leaves,
-                           work / "merge_dendrogram.png",
-                           "total score lost per particle")  # fmt: skip
+            score_dendrogram_png(result.merge, len(plist), work / "merge_dendrogram.png")
         run = {
             "command": args.command,
             "oversample": {"factor": args.oversample, **(result.merge or {})},
@@ -276,10 +272,10 @@ def _run_mco(args: argparse.Namespace) -> None:
         }  # fmt: skip
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
-    for line in result.warnings:
-        warn(line)
     publish_folder(build, args.destination)
     checkpoint.remove()
+    for line in result.warnings:  # about a result that was written
+        warn(line)
     extra = "swaps.csv, " if annealing else ""
     print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
