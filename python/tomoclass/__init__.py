@@ -11,11 +11,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from tomoclass.average import class_averages
 from tomoclass.ccc import correlation_matrix
+from tomoclass.classify import classify
 from tomoclass.cpca import cpca
 from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.fourier import band_mask, bin_volume, irfftn, rfftn
-from tomoclass.geometry import Rotation, Shift, rotation_matrix
+from tomoclass.geometry import PointSymmetry, Rotation, Shift, rotation_matrix
 from tomoclass.io import (
     convert_particle_list,
     read_particle_list,
@@ -51,6 +52,7 @@ __all__ = [
     "ParticleList",
     "ParticleStack",
     "PickPosition",
+    "PointSymmetry",
     "Preprocessing",
     "Rotation",
     "Shift",
@@ -66,6 +68,7 @@ __all__ = [
     "band_mask",
     "bin_volume",
     "class_averages",
+    "classify",
     "convert_particle_list",
     "correlation_matrix",
     "cpca",
