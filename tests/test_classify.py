@@ -48,7 +48,7 @@ def test_model_recovers_a_matrix_made_of_it(hard):
     _, _, feats, _ = hard
     f, w = np.asarray(feats.f), np.asarray(feats.w)
     model = _Predictors(f, w, feats.band, 0.05)
-    n, count = len(f), len(model.shells)
+    n, count = len(f), model.shells
     truth = np.concatenate([[0.3], np.linspace(2.0, -1.0, count)])
     every = np.arange(n)
     made = truth[0] + np.tensordot(truth[1:], model.block(slice(None), every), 1)

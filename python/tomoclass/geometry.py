@@ -64,7 +64,11 @@ class PointSymmetry:
     def __post_init__(self) -> None:
         from tomoclass.errors import TomoclassError
 
-        if int(self.nfold) != self.nfold or self.nfold < 1:
+        try:
+            whole = int(self.nfold) == self.nfold and self.nfold >= 1
+        except (TypeError, ValueError):
+            whole = False
+        if not whole:
             raise TomoclassError(f"symmetry order must be a whole number >= 1, got {self.nfold}")
         object.__setattr__(self, "nfold", int(self.nfold))
 

@@ -30,7 +30,7 @@ from tomoclass.features import Band
 MAX_SHELLS = 16
 """Most shells of the model (the band's width in Fourier voxels, up to this many)."""
 
-TILE = 1024
+TILE = 512
 """Rows and columns of the matrix handled at once."""
 
 
@@ -59,29 +59,37 @@ def _radii(band: Band) -> np.ndarray:
 
 
 class _Predictors:
-    """The per-particle factors of the model: ``P = h·|F|²``, ``Q = W²`` (the CCC's
-    denominator) and, per shell, ``Y_s = √h·W²·|A|`` on that shell's voxels."""
+    """The per-particle factors of the model, made for the rows a block needs (so that
+    memory-mapped features stay on disk): ``P = h·|F|²``, ``Q = W²`` (the CCC's denominator)
+    and, per shell, ``Y_s = √h·W²·|A|`` on that shell's voxels."""
 
     def __init__(self, f: np.ndarray, w: np.ndarray, band: Band, floor: float) -> None:
-        m = w.shape[1]
-        herm = np.asarray(band.herm, np.float32)
-        n = len(w)
-        means, _ = _core.mco_class_means(f, w, [0] * n, 1, floor)
-        amplitude = np.hypot(means[0, :m], means[0, m:]).astype(np.float32)
-        self.p = herm * (np.square(f[:, :m]) + np.square(f[:, m:]))
-        self.q = np.square(w)
+        self.f, self.w, self.m = f, w, w.shape[1]
+        self.herm = np.asarray(band.herm, np.float32)
+        means, _ = _core.mco_class_means(f, w, [0] * len(w), 1, floor)
+        self.amplitude = np.hypot(means[0, : self.m], means[0, self.m :]).astype(np.float32)
         r = _radii(band)
         count = int(np.clip(round(band.highest - band.lowest), 1, MAX_SHELLS))
         self.edges = np.linspace(r.min(), r.max(), count + 1)
-        shell = np.clip(np.searchsorted(self.edges, r, side="right") - 1, 0, count - 1)
-        y = np.sqrt(herm) * amplitude * self.q
-        self.shells = [np.ascontiguousarray(y[:, shell == s]) for s in range(count)]
+        self.shell = np.clip(np.searchsorted(self.edges, r, side="right") - 1, 0, count - 1)
+
+    @property
+    def shells(self) -> int:
+        return len(self.edges) - 1
+
+    def _factors(self, index) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        f, w = np.asarray(self.f[index], np.float32), np.asarray(self.w[index], np.float32)
+        p = self.herm * (np.square(f[:, : self.m]) + np.square(f[:, self.m :]))
+        q = np.square(w)
+        y = np.sqrt(self.herm) * self.amplitude * q
+        return p, q, [y[:, self.shell == s] for s in range(self.shells)]
 
     def block(self, rows: slice, cols: np.ndarray | slice) -> np.ndarray:
         """``(S, rows, cols)``: the predictors ``E^s`` of a block of the matrix."""
-        d = np.sqrt((self.p[rows] @ self.q[cols].T) * (self.q[rows] @ self.p[cols].T))
+        (pa, qa, ya), (pb, qb, yb) = self._factors(rows), self._factors(cols)
+        d = np.sqrt((pa @ qb.T) * (qa @ pb.T))
         safe = np.where(d > 0, d, np.inf)
-        return np.stack([(y[rows] @ y[cols].T) / safe for y in self.shells])
+        return np.stack([(a @ b.T) / safe for a, b in zip(ya, yb, strict=True)])
 
 
 def _blocks(n: int, columns: np.ndarray | None):
@@ -125,7 +133,7 @@ def remove_nuisance(
     if matrix.shape != shape:
         raise TomoclassError(f"correlations {matrix.shape} do not fit {n} particles' features")
     model = _Predictors(f, w, band, floor)
-    count = len(model.shells) + 1
+    count = model.shells + 1
     gram, moment = np.zeros((count, count)), np.zeros(count)
     total, square, pairs = 0.0, 0.0, 0.0
     for rows, cols, particles, off in _blocks(n, columns):

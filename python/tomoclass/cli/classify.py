@@ -48,18 +48,18 @@ def _run_classify(args: argparse.Namespace) -> None:
     comm = world()
     started = time.perf_counter()
     plist = read_particles(args)
+    nclass, symmetry = _class_count(args.nclass), point_symmetry(args.symmetry)
     check_new_folder(args.output)  # now, not after the whole run
     features = args.output.absolute().parent / f".{args.output.name}.features"
     with shared_cache(comm, features):
         result = classify(
-            plist, args.mask, _class_count(args.nclass), args.lowpass, args.binning,
+            plist, args.mask, nclass, args.lowpass, args.binning,
             lowest=args.lowest_frequency, restarts=args.restarts, seed=args.seed, comm=comm,
-            max_classes=args.max_classes, symmetry=point_symmetry(args.symmetry),
+            max_classes=args.max_classes, symmetry=symmetry,
             progress=progress_bar(comm), cache_dir=features, memory_budget=args.memory * 2**30,
         )  # fmt: skip
     classified = plist.with_classes(result.labels.tolist())
-    averages = class_averages(classified, binning=args.binning, comm=comm,
-                              symmetry=point_symmetry(args.symmetry))  # fmt: skip
+    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry)
     if comm.rank != 0:
         return
     listed = f"classifiedParticles{args.particles.suffix.lower()}"
@@ -132,6 +132,8 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same classes")
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
     add_memory(p, "larger features are memory-mapped from .OUT.features (shared by MPI ranks)")
-    add_symmetry(p)
+    add_symmetry(
+        p, "the refinement scores against symmetrised class averages, which are written symmetrised"
+    )
     add_sampling(p)
     p.set_defaults(run=_run_classify)

@@ -252,11 +252,11 @@ def write_classified(classified, labels, scores, path: Path, folder: Path) -> No
     write_scores(path.parent / SCORES, names, classified.class_names(), scores)
 
 
-def add_symmetry(p: argparse.ArgumentParser) -> None:
+def add_symmetry(p: argparse.ArgumentParser, effect: str = "symmetrised class averages") -> None:
     """``--symmetry N``: PyTom's point symmetry about the particle's z axis."""
     p.add_argument("--symmetry", type=int, metavar="N",
-                   help="N-fold point symmetry about the particle's z axis: symmetrised "
-                   "class averages (PyTom's PointSymmetry; default: none)")  # fmt: skip
+                   help=f"N-fold point symmetry about the particle's z axis: {effect} "
+                   "(PyTom's PointSymmetry; default: none)")  # fmt: skip
 
 
 def point_symmetry(value):

@@ -12,6 +12,7 @@ from tomoclass.cli.common import (
     Formatter,
     add_memory,
     add_sampling,
+    add_symmetry,
     check_new_folder,
     point_symmetry,
     progress_bar,
@@ -174,6 +175,7 @@ def _run_mco(args: argparse.Namespace) -> None:
     comm = world()
     started = time.perf_counter()
     plist = _mco_settings(args)
+    symmetry = point_symmetry(args.symmetry)
     check_new_folder(args.destination)  # now, not after the whole run
     annealing = args.command == "mco-ac"
     step_name = "round" if annealing else "iteration"
@@ -214,7 +216,7 @@ def _run_mco(args: argparse.Namespace) -> None:
               "cache_dir": features, "memory_budget": args.memory * 2**30,
               "start": args.start, "oversample": args.oversample,
               "restarts": args.restarts, "on_restart": keep_start,
-              "symmetry": point_symmetry(args.symmetry)}  # fmt: skip
+              "symmetry": symmetry}  # fmt: skip
     swaps = None
     with shared_cache(comm, features):
         if annealing:
@@ -232,8 +234,7 @@ def _run_mco(args: argparse.Namespace) -> None:
     classified = plist.with_classes(result.labels.tolist())
     if result.shifts is not None:
         classified = classified.with_shifts(result.shifts)
-    averages = class_averages(classified, binning=args.binning, comm=comm,
-                              symmetry=point_symmetry(args.symmetry))  # fmt: skip
+    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry)
     if comm.rank != 0:
         return
 
@@ -328,9 +329,7 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
                        help="sigma: T x std of all scores; annealing: T as is")  # fmt: skip
         p.add_argument("--criterion", choices=("metropolis", "threshold"), default="metropolis",
                        help="acceptance of a jump to a worse class")  # fmt: skip
-    p.add_argument("--symmetry", type=int, metavar="N",
-                   help="N-fold point symmetry about the particle's z axis: particles are "
-                   "scored against symmetrised class averages (PyTom's PointSymmetry)")  # fmt: skip
+    add_symmetry(p, "particles are scored against symmetrised class averages")
     add_sampling(p)
 
 

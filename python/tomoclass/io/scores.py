@@ -29,12 +29,11 @@ def write_scores(path: str | os.PathLike, names: list[str], labels, scores: np.n
     """Write the table for particles ``names`` with classes ``labels`` and ``scores``
     ``(N, classes)``, atomically."""
     k = scores.shape[1]
-    lines = [",".join(["particle", "class", *(f"score_{c}" for c in range(k)), "margin"]) + "\n"]
-    for name, label, row, gap in zip(names, labels, scores, margins(scores), strict=True):
-        values = ",".join(f"{v:.6g}" for v in row)
-        lines.append(f"{name},{label},{values},{gap:.6g}\n")
-    with atomic_output(path) as tmp, open(tmp, "w") as handle:
-        handle.write("".join(lines))
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as handle:
+        table = csv.writer(handle, lineterminator="\n")  # quotes names that need it
+        table.writerow(["particle", "class", *(f"score_{c}" for c in range(k)), "margin"])
+        for name, label, row, gap in zip(names, labels, scores, margins(scores), strict=True):
+            table.writerow([name, label, *(f"{v:.6g}" for v in row), f"{gap:.6g}"])
 
 
 def read_margins(path: str | os.PathLike, names: list[str]) -> np.ndarray:
