@@ -9,6 +9,7 @@ import pytest
 
 from tomoclass.cli import main
 from tomoclass.io import read_particle_list
+from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 
 
 def test_help_lists_the_commands(capsys):
@@ -55,3 +56,50 @@ def test_missing_input_exits_2_without_traceback(tmp_path):
     assert str(missing) in run.stderr and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1
     assert not (tmp_path / "x.tbl").exists()
+
+
+def test_same_long_names_in_every_command():
+    """The number of classes is --nclass, the band limit --lowpass (-f), a run's output
+    --output, in every command that has them; PyTom's short flags stay."""
+    from tomoclass.cli import build_parser
+
+    parse = build_parser().parse_args
+    mco = parse(["mco-exmx", "-p", "a.xml", "-m", "m.em", "--nclass", "3", "--lowpass", "8",
+                 "--output", "out"])  # fmt: skip
+    assert (mco.classes, mco.highest_frequency, str(mco.destination)) == (3, 8.0, "out")
+    short = parse(["mco-ac", "-p", "a.xml", "-m", "m.em", "-c", "3", "-f", "8", "-d", "out"])
+    assert (short.classes, short.highest_frequency, str(short.destination)) == (3, 8.0, "out")
+    cpca = parse(["cpca", "-p", "a", "-c", "m.csv", "--nclass", "2", "--output", "o.xml"])
+    assert cpca.nclass == 2
+    assert parse(["classify", "-p", "a", "-m", "m", "--nclass", "2", "--lowpass", "8",
+                  "--output", "o"]).lowpass == 8.0  # fmt: skip
+    assert parse(["simulate", "d", "--nclass", "3"]).classes == 3
+    job = parse(["job", "exmx", "-o", "job.xml", "-f", "6", "--nclass", "2"])
+    assert (str(job.output), job.highest_frequency, job.classes) == ("job.xml", 6.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["classify", "-p", "a.xml", "-c", "3"], "classify has no -c: in classify the number of "
+         "classes is -n/--nclass"),
+        (["ccc", "-p", "a.xml", "-n", "3"], "ccc has no -n: ccc computes the correlations only"),
+        (["mco-exmx", "-k", "3"], "the number of classes is -c/--nclass (-n is the iterations)"),
+    ],
+)  # fmt: skip
+def test_a_flag_of_another_command_says_where_the_value_belongs(args, said, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_cpca_number_for_the_matrix_says_it_is_the_matrix(tmp_path, capsys):
+    sim = simulate_particles(SimulationConfig(n_particles=20, box=16, seed=1))
+    listed = write_simulation(sim, tmp_path / "sim")
+    assert main(["cpca", "-p", str(listed), "-c", "4", "-n", "2",
+                 "-o", str(tmp_path / "c.xml")]) == 2  # fmt: skip
+    assert (
+        "-c/--ccc is the correlation matrix file in cpca, got 4; the number of classes is "
+        "-n/--nclass" in capsys.readouterr().err
+    )

@@ -26,6 +26,7 @@ from tomoclass.io import (
 )
 from tomoclass.mask import spherical_mask
 from tomoclass.mco import mco_ac, mco_exmx
+from tomoclass.metrics import adjusted_rand_index
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 from tomoclass.transform import align, forward
@@ -63,6 +64,7 @@ __all__ = [
     "TomoclassWarning",
     "WeightVolume",
     "__version__",
+    "adjusted_rand_index",
     "align",
     "average",
     "band_mask",

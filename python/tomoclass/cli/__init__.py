@@ -30,9 +30,35 @@ from tomoclass.errors import TomoclassError
 EXIT_BAD_INPUT = 2
 
 
+MIXUPS = {
+    ("classify", "-c"): "in classify the number of classes is -n/--nclass",
+    ("cpca", "-k"): "in cpca the number of classes is -n/--nclass",
+    ("classify", "-k"): "in classify the number of classes is -n/--nclass",
+    ("ccc", "-n"): "ccc computes the correlations only: give the number of classes to cpca "
+    "or classify (-n)",
+    ("ccc", "-c"): "ccc computes the correlations only: give the number of classes to cpca "
+    "or classify (-n)",
+    ("mco-exmx", "-k"): "in mco-exmx the number of classes is -c/--nclass (-n is the iterations)",
+    ("mco-ac", "-k"): "in mco-ac the number of classes is -c/--nclass (-n is the iterations)",
+}
+"""(command, flag) it does not take → where the value belongs: each command keeps PyTom's
+short flags, so a flag from another command is a likely slip."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        command = next((a for a in argv if not a.startswith("-")), None)
+        for flag in argv:  # before argparse, which would first ask for the missing flags
+            hint = MIXUPS.get((command, flag.split("=")[0]))
+            if hint:
+                self.error(f"{command} has no {flag.split('=')[0]}: {hint}")
+        return super().parse_args(argv, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tomoclass`` argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tomoclass",
         formatter_class=Formatter,
         description=(

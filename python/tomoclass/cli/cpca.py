@@ -58,6 +58,11 @@ def _run_cpca(args: argparse.Namespace) -> None:
         writable_folder(place)
     writable_folder(folder, create=True)
     plist = read_particles(args)
+    if not args.ccc.exists() and str(args.ccc).isdigit():
+        raise TomoclassError(
+            f"-c/--ccc is the correlation matrix file in cpca, got {args.ccc}; the number of "
+            "classes is -n/--nclass"
+        )
     matrix = read_matrix(args.ccc)
     rows = len(matrix.block) if isinstance(matrix, LandmarkBlock) else len(matrix)
     if rows != len(plist):

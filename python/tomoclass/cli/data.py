@@ -81,7 +81,8 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("directory", type=Path, nargs="?", help="new (or empty) output folder")
     p.add_argument("-n", "--particles", type=int, default=300, help="number of particles")
-    p.add_argument("-k", "--classes", type=int, default=3, help="number of classes")
+    p.add_argument("-k", "--classes", "--nclass", dest="classes", type=int, default=3,
+                   help="number of classes")  # fmt: skip
     p.add_argument("--snr", type=float, default=0.3, help="signal variance / noise variance")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(run=_run_demo)
@@ -150,7 +151,8 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("directory", type=Path, help="new (or empty) output folder")
     p.add_argument("-n", "--particles", type=int, default=200, help="number of particles")
-    p.add_argument("-k", "--classes", type=int, default=2, help="number of classes (1-8)")
+    p.add_argument("-k", "--classes", "--nclass", dest="classes", type=int, default=2,
+                   help="number of classes (1-8)")  # fmt: skip
     p.add_argument("--box", type=int, default=32, help="box size in voxels")
     p.add_argument("--snr", type=float, default=0.1, help="signal variance / noise variance")
     p.add_argument(

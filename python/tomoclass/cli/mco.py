@@ -291,18 +291,24 @@ def _plain(value):
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
-def _add_mco_options(p: argparse.ArgumentParser, annealing: bool) -> None:
-    """The settings of an MCO run (also those of ``tomoclass job``)."""
+def _add_mco_options(p: argparse.ArgumentParser, annealing: bool, run: bool = True) -> None:
+    """The settings of an MCO run (also those of ``tomoclass job``; ``run``: the command
+    runs it, so ``--output`` names its folder, as in the other commands)."""
     p.add_argument("-p", "--particles", type=Path, help="particle list")
     p.add_argument("-m", "--mask", type=Path, help="real-space mask volume")
-    p.add_argument("-c", "--classes", type=int, help="number of classes")
-    p.add_argument("-d", "--destination", type=Path, help="new output folder")
+    p.add_argument("-c", "--classes", "--nclass", dest="classes", type=int,
+                   help="number of classes")  # fmt: skip
+    outputs = ("-d", "--destination", "--output") if run else ("-d", "--destination")
+    p.add_argument(*outputs, dest="destination", type=Path, help="new output folder")
     p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
     p.add_argument(
+        "-f",
         "--highest-frequency",
+        "--lowpass",
+        dest="highest_frequency",
         type=float,
         default=0.25,
-        help="Fourier voxels of the binned box (below 1: fraction of it)",
+        help="band limit, Fourier voxels of the binned box (below 1: fraction of it)",
     )
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
     p.add_argument("-n", "--iterations", type=int, default=10, help="most EXMX iterations")
@@ -369,7 +375,7 @@ def add_job(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("kind", choices=("exmx", "ac"), help="which algorithm")
     p.add_argument("-o", "--output", type=Path, required=True, help="job file to write")
-    _add_mco_options(p, annealing=True)
+    _add_mco_options(p, annealing=True, run=False)
     p.set_defaults(run=_run_job)
 
 
