@@ -103,3 +103,33 @@ def test_cpca_number_for_the_matrix_says_it_is_the_matrix(tmp_path, capsys):
         "-c/--ccc is the correlation matrix file in cpca, got 4; the number of classes is "
         "-n/--nclass" in capsys.readouterr().err
     )
+
+
+EMPTY_LIST_COMMANDS = {
+    "ccc": ["ccc", "-p", "{l}", "-m", "{m}", "-f", "4", "-o", "{o}"],
+    "cpca": ["cpca", "-p", "{l}", "-c", "{o}/m.csv", "-n", "2", "-o", "{o}/c.xml"],
+    "classify": ["classify", "-p", "{l}", "-m", "{m}", "-n", "2", "-f", "4", "-o", "{o}/cl"],
+    "mco-exmx": ["mco-exmx", "-p", "{l}", "-m", "{m}", "-c", "2", "-d", "{o}/mco"],
+    "average": ["average", "-p", "{l}", "-o", "{o}/avg"],
+    "merge": ["merge", "-p", "{l}", "--n-clusters", "1", "-o", "{o}/merged.xml"],
+    "select": ["select", "-p", "{l}", "--classes", "1", "-o", "{o}/s.xml"],
+    "split": ["split", "-p", "{l}", "-o", "{o}/part"],
+    "convert": ["convert", "{l}", "{o}/c.star"],
+}
+
+
+@pytest.mark.parametrize("command", EMPTY_LIST_COMMANDS)
+def test_an_empty_list_is_an_error_naming_it(command, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    empty = data / "empty.xml"
+    empty.write_text("<ParticleList/>\n")
+    sim = simulate_particles(SimulationConfig(n_particles=4, box=16, seed=1))
+    mask = write_simulation(sim, data / "sim").parent / "mask.em"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m.csv").write_text("1,0\n0,1\n")
+    args = [a.format(l=empty, m=mask, o=out) for a in EMPTY_LIST_COMMANDS[command]]
+    assert main(args) == 2
+    assert f"{empty}: the particle list is empty" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["m.csv"]

@@ -10,6 +10,7 @@ from tomoclass.cli.common import (
     Formatter,
     add_sampling,
     add_symmetry,
+    nonempty,
     point_symmetry,
     read_particles,
     writable_folder,
@@ -77,6 +78,7 @@ def _run_select(args: argparse.Namespace) -> None:
     if args.min_margin is not None and not lo <= args.min_margin <= hi:
         raise TomoclassError(f"--min-margin must be within {lo:g}..{hi:g}, got {args.min_margin}")
     plist = read_particle_list(args.particles)
+    nonempty(plist, args.particles)
     keep = np.ones(len(plist), bool)
     if args.classes is not None:
         wanted = [c.strip() for c in args.classes.split(",") if c.strip()]
@@ -101,6 +103,7 @@ def _run_split(args: argparse.Namespace) -> None:
     from tomoclass.io import read_particle_list, write_particle_list
 
     plist = read_particle_list(args.particles)
+    nonempty(plist, args.particles)
     parts = {Path(f"{args.output}_{name if name is not None else 'none'}.xml"): (name, part)
              for name, part in plist.split_by_class().items()}  # fmt: skip
     with output_group():

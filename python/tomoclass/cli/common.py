@@ -179,6 +179,7 @@ def read_particles(args: argparse.Namespace, path: Path | None = None, plist=Non
         options = sampling_options(args)
         options.pop("subtomo_name")
         plist = fill_sampling(plist, **options)
+    nonempty(plist, path)
     missing = sum(w is None for w in plist.wedges())
     if missing:
         warn(
@@ -187,6 +188,12 @@ def read_particles(args: argparse.Namespace, path: Path | None = None, plist=Non
             "tomograms.star (RELION) or --wedge-list wedgelist.star (STOPGAP)"
         )
     return plist
+
+
+def nonempty(plist, path) -> None:
+    """A clear error naming ``path`` if the list has no particles."""
+    if len(plist) == 0:
+        raise TomoclassError(f"{path}: the particle list is empty")
 
 
 def warn(message: str) -> None:

@@ -172,4 +172,6 @@ def convert_particle_list(
     """
     _format(dst)  # refuse an unknown destination before reading anything
     plist = read_particle_list(src, pixel_size=pixel_size, **sampling)
+    if len(plist) == 0:
+        raise TomoclassError(f"{os.fspath(src)}: the particle list is empty")
     write_particle_list(plist, dst, pixel_size=pixel_size)
