@@ -133,3 +133,35 @@ def test_an_empty_list_is_an_error_naming_it(command, tmp_path, capsys):
     assert main(args) == 2
     assert f"{empty}: the particle list is empty" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["m.csv"]
+
+
+def test_suspicious_lists_and_masks_get_one_warning_line_each(tmp_path, capsys):
+    import numpy as np
+
+    from tomoclass.io import write_particle_list, write_volume
+    from tomoclass.particles import Particle, ParticleList
+
+    sim = simulate_particles(SimulationConfig(n_particles=6, box=16, seed=2))
+    listed = write_simulation(sim, tmp_path / "sim")
+    plist = read_particle_list(listed)
+    twice = tmp_path / "sim" / "twice.xml"
+    write_particle_list(ParticleList([*plist, plist[2]], plist.directory), twice)
+    assert main(["average", "-p", str(twice), "-o", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("tomoclass: warning:") == 1
+    assert "1 particles are listed more than once (the first: " in err
+    assert "particle_000002" in err
+    same = tmp_path / "sim" / "same.xml"
+    unrotated = [Particle(p.filename, wedge=p.wedge) for p in plist]
+    write_particle_list(ParticleList(unrotated, plist.directory), same)
+    assert main(["average", "-p", str(same), "-o", str(tmp_path / "b")]) == 0
+    assert "every particle has the same rotation" in capsys.readouterr().err
+    for volume, said in ((np.ones((16,) * 3, np.float32), "the mask keeps 100% of the box"),
+                         (np.pad(np.ones((1, 1, 1), np.float32), ((8, 7),) * 3),
+                          "the mask keeps only 0.02% of the box")):  # fmt: skip
+        mask = tmp_path / "mask.em"
+        write_volume(mask, volume)
+        assert main(["ccc", "-p", str(listed), "-m", str(mask), "-f", "4",
+                     "-o", str(tmp_path), "--no-csv"]) == 0  # fmt: skip
+        err = capsys.readouterr().err
+        assert err.count(said) == 1, err

@@ -55,4 +55,33 @@ def load_mask(mask: str | os.PathLike | np.ndarray, box: int, binning: int = 1) 
     check_finite(volume, name)
     if not np.any(volume > 0):
         raise TomoclassError(f"{name}: mask is empty (no positive voxel)")
+    _check_extent(volume, name)
     return np.ascontiguousarray(volume, dtype=np.float32)
+
+
+WHOLE_BOX = 0.95
+"""A mask whose weight fills more of the box than this masks nothing (a warning)."""
+NEARLY_NOTHING = 0.001
+"""A mask whose weight fills less of the box than this keeps almost nothing (a warning)."""
+
+
+def _check_extent(volume: np.ndarray, name: str) -> None:
+    """One warning line if the mask keeps (nearly) the whole box or almost nothing: its
+    weight ``Σ mask / max(mask)`` as a fraction of the box."""
+    import warnings
+
+    from tomoclass.errors import TomoclassWarning
+
+    kept = float(volume.sum() / volume.max() / volume.size)
+    if kept > WHOLE_BOX:
+        warnings.warn(
+            f"{name}: the mask keeps {kept:.0%} of the box, so it hardly masks: the box "
+            "edges (neighbours, noise) count as much as the particle",
+            TomoclassWarning, stacklevel=3,
+        )  # fmt: skip
+    elif kept < NEARLY_NOTHING:
+        warnings.warn(
+            f"{name}: the mask keeps only {kept:.2%} of the box ({kept * volume.size:.0f} "
+            "voxels' worth); check that it is the mask you meant",
+            TomoclassWarning, stacklevel=3,
+        )  # fmt: skip

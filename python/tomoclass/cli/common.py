@@ -180,6 +180,7 @@ def read_particles(args: argparse.Namespace, path: Path | None = None, plist=Non
         options.pop("subtomo_name")
         plist = fill_sampling(plist, **options)
     nonempty(plist, path)
+    _check_geometry(plist, path)
     missing = sum(w is None for w in plist.wedges())
     if missing:
         warn(
@@ -188,6 +189,32 @@ def read_particles(args: argparse.Namespace, path: Path | None = None, plist=Non
             "tomograms.star (RELION) or --wedge-list wedgelist.star (STOPGAP)"
         )
     return plist
+
+
+def _check_geometry(plist, path) -> None:
+    """One warning line each for particles listed twice (they would correlate 1 with each
+    other and count twice in averages) and for a list whose particles all have the same
+    rotation (it looks unaligned)."""
+    import numpy as np
+
+    seen, again = set(), []
+    for name in (os.path.normpath(os.path.abspath(p)) for p in plist.paths()):
+        if name in seen:
+            again.append(name)
+        seen.add(name)
+    if again:
+        warn(
+            f"{path}: {len(again)} particles are listed more than once (the first: "
+            f"{again[0]}); "
+            "each copy correlates 1 with the other and counts again in averages"
+        )
+    rotations = plist.rotation_matrices()
+    if len(plist) > 1 and np.allclose(rotations, rotations[0], atol=1e-6):
+        warn(
+            f"{path}: every particle has the same rotation, so the list looks unaligned "
+            "(tomoclass classifies aligned subtomograms); ignore this if they were rotated "
+            "into register already"
+        )
 
 
 def nonempty(plist, path) -> None:
