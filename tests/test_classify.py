@@ -131,7 +131,7 @@ def test_cli_writes_the_folder_and_select_uses_its_margins(sim_list, tmp_path, c
     assert run["command"] == "classify" and len(run["restarts"]) == 2
     assert sum(run["class_sizes"].values()) == 80
     page = report(out).read_text()
-    assert page.count("<img") == 4 and "Margins" in page  # eigenvalues, coefficients, averages
+    assert page.count("<img") == 5 and "Margins" in page and "Resolution" in page
     classified = read_particle_list(out / "classifiedParticles.xml")
     with open(out / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

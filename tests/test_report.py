@@ -24,10 +24,10 @@ def demo(tmp_path_factory):
 
 def test_demo_ends_with_a_report_of_every_picture(demo):
     page = (demo / "report.html").read_text()
-    for title in ("Eigenvalues", "Coefficients", "Class averages", "Margins"):
+    for title in ("Eigenvalues", "Coefficients", "Class averages", "Resolution", "Margins"):
         assert f"<h2>{title}</h2>" in page
-    assert page.count("data:image/png;base64,") == 4
-    assert len(list((demo / "report").glob("*.png"))) == 4
+    assert page.count("data:image/png;base64,") == 5
+    assert len(list((demo / "report").glob("*.png"))) == 5
 
 
 def test_mco_ac_and_merge_reports(tmp_path):
@@ -55,7 +55,7 @@ def test_report_renders_in_a_browser_with_every_image_loaded(demo, tmp_path):
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     images = int(re.search(r'data-images="(\d+)"', dom.stdout).group(1))
     loaded = int(re.search(r'data-loaded="(\d+)"', dom.stdout).group(1))
-    assert images == 4 and loaded == images
+    assert images == 5 and loaded == images
     shot = tmp_path / "shot.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1000,1400", url],
                    capture_output=True, timeout=120)  # fmt: skip

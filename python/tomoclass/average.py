@@ -35,12 +35,17 @@ FLOOR = 0.05
 @dataclass
 class ClassAverage:
     """One class: its label, its average (float32 ``[z, y, x]``), its centred weight sum
-    ``Σ W²`` (the wedge sum for binary wedges) and how many particles it holds."""
+    ``Σ W²`` (the wedge sum for binary wedges) and how many particles it holds; the Fourier
+    shell correlation of its two half-set averages (``fsc[r]`` for shells ``r = 0 … m/2``,
+    Fourier voxels of the binned box) and the resolution where it falls below 0.143 (in the
+    same units; None when a half is empty)."""
 
     label: str
     volume: np.ndarray
     wedge_sum: np.ndarray
     count: int
+    fsc: np.ndarray | None = None
+    resolution: float | None = None
 
 
 def _labels_of(particles: Particles, labels) -> list[str]:
@@ -100,7 +105,8 @@ def class_averages(
     names = _labels_of(prep.particles, labels)
     classes = list(dict.fromkeys(names))
     index = {name: k for k, name in enumerate(classes)}
-    codes = [index[name] for name in names]
+    halves = half_sets(len(prep))
+    codes = [2 * index[name] + int(h) for name, h in zip(names, halves, strict=True)]
     m = prep.binned_box
     highest = np.inf if lowpass is None else frequency_radius(lowpass, m)
     band = band_mask((m, m, m), 0.0, highest)
@@ -113,7 +119,7 @@ def class_averages(
     for chunk in prep.chunks(first * prep.chunk, stop):
         a = chunk.start
         mine[a] = _symmetric_sums(prep, chunk, codes[a : a + len(chunk.volumes)],
-                                  len(classes), copies)  # fmt: skip
+                                  2 * len(classes), copies)  # fmt: skip
         if progress is not None:
             progress(len(chunk.volumes))
     gathered = comm.gather(mine, root=0)
@@ -121,22 +127,75 @@ def class_averages(
         return None
     parts = {a: sums for part in gathered for a, sums in part.items()}
     fw = w = None
-    counts, reach = np.zeros(len(classes), int), np.zeros(len(classes))
+    counts, reach = np.zeros(2 * len(classes), int), np.zeros(2 * len(classes))
     for a in sorted(parts):  # the same order for any number of ranks
         chunk_fw, chunk_w, chunk_counts, chunk_reach = parts[a]
         fw = chunk_fw if fw is None else fw + chunk_fw
         w = chunk_w if w is None else w + chunk_w
         counts += chunk_counts
         reach += chunk_reach
-    return [
-        ClassAverage(
-            label=name,
-            volume=_core.average_from_sums(fw[k], w[k], float(reach[k]), floor, band, m),
-            wedge_sum=_full_centred(w[k].astype(np.float32), m),
-            count=int(counts[k]),
-        )
-        for k, name in enumerate(classes)
-    ]
+    averages = []
+    for k, name in enumerate(classes):
+        both = slice(2 * k, 2 * k + 2)
+        total_w = w[both].sum(axis=0)
+        volume = _core.average_from_sums(fw[both].sum(axis=0), total_w, float(reach[both].sum()),
+                                         floor, band, m)  # fmt: skip
+        fsc = None
+        if counts[2 * k] and counts[2 * k + 1]:
+            fsc = half_set_fsc(*(fw[h] / np.maximum(w[h], floor * reach[h]) for h in
+                                 (2 * k, 2 * k + 1)))  # fmt: skip
+        averages.append(ClassAverage(
+            label=name, volume=volume, wedge_sum=_full_centred(total_w.astype(np.float32), m),
+            count=int(counts[both].sum()), fsc=fsc,
+            resolution=None if fsc is None else crossing(fsc, FSC_THRESHOLD),
+        ))  # fmt: skip
+    return averages
+
+
+FSC_THRESHOLD = 0.143
+"""The gold-standard FSC threshold (Rosenthal & Henderson 2003)."""
+
+
+def half_sets(n: int) -> np.ndarray:
+    """Which half (0 or 1) each of ``n`` particles is in for the FSC: fixed by the particle's
+    index (the counter stream ``(0, 7, particle)``), whatever the classification."""
+    return _core.counter_uniform(0, 7, n) >= 0.5
+
+
+def _shells(m: int) -> np.ndarray:
+    """Shell index ``round(|k|)`` of every voxel of the ``m³`` half grid."""
+    k = np.fft.fftfreq(m) * m
+    kx = np.arange(m // 2 + 1)
+    radius = np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx[None, None, :] ** 2)
+    return np.rint(radius).astype(int)
+
+
+def half_set_fsc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The Fourier shell correlation of two half-grid spectra ``(m, m, m//2+1)`` over shells
+    ``0 … m/2`` (Hermitian weights, so half-grid sums equal full-grid sums)."""
+    m = a.shape[0]
+    shells = _shells(m).ravel()
+    herm = np.full(a.shape, 2.0)
+    herm[..., 0] = 1.0
+    if m % 2 == 0:
+        herm[..., -1] = 1.0
+    herm = herm.ravel()
+    a, b = a.ravel(), b.ravel()
+    keep = shells <= m // 2
+    sums = [np.bincount(shells[keep], weights=(herm * x)[keep], minlength=m // 2 + 1)
+            for x in (np.real(a * np.conj(b)), np.abs(a) ** 2, np.abs(b) ** 2)]  # fmt: skip
+    denominator = np.sqrt(sums[1] * sums[2])
+    return np.divide(sums[0], denominator, out=np.zeros_like(sums[0]), where=denominator > 0)
+
+
+def crossing(fsc: np.ndarray, threshold: float) -> float:
+    """The radius (Fourier voxels) where ``fsc`` first falls below ``threshold`` from shell 1
+    on, interpolated between shells; the last shell if it never does."""
+    for r in range(1, len(fsc)):
+        if fsc[r] < threshold:
+            before = fsc[r - 1]
+            return float(r - 1 + (before - threshold) / (before - fsc[r])) if r > 1 else 1.0
+    return float(len(fsc) - 1)
 
 
 def _symmetric_sums(prep, chunk, codes, classes: int, copies: np.ndarray) -> tuple:

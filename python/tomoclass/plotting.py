@@ -147,6 +147,44 @@ def margin_figure(margins: np.ndarray, labels: np.ndarray) -> bytes:
     return _png(figure)
 
 
+def fsc_figure(record: dict) -> bytes:
+    """Every class's half-set FSC against spatial frequency (1/Å when the voxel size is
+    known, else Fourier voxels), with the 0.143 threshold."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.6))
+    voxel = record.get("voxel_size")
+    for label, c in record["classes"].items():
+        if c["fsc"] is None:
+            continue
+        shells = np.arange(len(c["fsc"]))
+        x = shells / (record["box"] * voxel) if voxel else shells
+        where = (f"{c['angstrom']:.1f} Å" if c["angstrom"] is not None
+                 else f"{c['fourier_voxels']:.1f} Fourier voxels")  # fmt: skip
+        axes.plot(x, c["fsc"], "-", lw=1.2, label=f"class {label} (n={c['particles']}): {where}")
+    axes.axhline(record["threshold"], color="grey", lw=0.8, ls="--", label="0.143")
+    axes.set_xlabel("spatial frequency (1/Å)" if voxel else "shell (Fourier voxels)")
+    axes.set_ylabel("FSC of the half-sets")
+    axes.set_ylim(-0.1, 1.05)
+    axes.set_title("resolution of each class average")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _resolution(folder: Path, run: dict) -> dict | None:
+    """The resolution record of ``run.json``, or of the one ``*_resolution.json`` that
+    ``tomoclass average`` wrote here."""
+    if run.get("resolution"):
+        return run["resolution"]
+    found = sorted(folder.glob("*_resolution.json"))
+    if len(found) != 1:
+        return None
+    try:
+        return json.loads(found[0].read_text())
+    except (OSError, ValueError) as exc:
+        raise TomoclassError(f"{found[0]}: not readable as JSON ({exc})") from None
+
+
 def class_count_figure(count: dict) -> bytes:
     """``-n auto``: half-set agreement and restart stability against the number of classes,
     the chosen count marked."""
@@ -249,6 +287,9 @@ def report(directory: str | os.PathLike) -> Path:
     averages = _averages(folder, run)
     if averages:
         figures.append(("Class averages", averages_figure(averages)))
+    resolution = _resolution(folder, run)
+    if resolution is not None:
+        figures.append(("Resolution", fsc_figure(resolution)))
     if run.get("class_count"):
         figures.append(("Number of classes", class_count_figure(run["class_count"])))
     margins = _margins(folder)

@@ -13,6 +13,8 @@ from tomoclass.cli.common import (
     nonempty,
     point_symmetry,
     read_particles,
+    resolution_record,
+    resolution_text,
     writable_folder,
     write_text,
 )
@@ -21,6 +23,8 @@ from tomoclass.io.files import output_group
 
 
 def _run_average(args: argparse.Namespace) -> None:
+    import json
+
     from tomoclass.average import class_averages, write_averages
     from tomoclass.parallel import world
 
@@ -33,10 +37,13 @@ def _run_average(args: argparse.Namespace) -> None:
     )  # fmt: skip
     if comm.rank != 0:
         return
+    record = resolution_record(averages, plist, args.binning)
     with output_group():
         paths = write_averages(averages, args.output)
+        write_text(Path(f"{args.output}_resolution.json"), json.dumps(record, indent=2) + "\n")
     for path, avg in zip(paths, averages, strict=True):
         print(f"class {avg.label}: {avg.count} particles -> {path}")
+    print(f"{resolution_text(record)} ({args.output}_resolution.json)")
 
 
 def add_average(sub: argparse._SubParsersAction) -> None:
@@ -174,7 +181,8 @@ def _run_merge(args: argparse.Namespace) -> None:
     stem = args.output.with_suffix("")
     new_averages = class_averages(merged)
     summary = {"mapping": plan.mapping, "class_sizes": {a.label: a.count for a in new_averages},
-               "ccc_between_averages": plan.correlation.round(6).tolist()}  # fmt: skip
+               "ccc_between_averages": plan.correlation.round(6).tolist(),
+               "resolution": resolution_record(new_averages, merged)}  # fmt: skip
     with output_group():
         write_particle_list(merged, args.output)
         write_averages(new_averages, f"{stem}_class")

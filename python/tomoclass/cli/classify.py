@@ -17,6 +17,8 @@ from tomoclass.cli.common import (
     progress_bar,
     publish_folder,
     read_particles,
+    resolution_record,
+    resolution_text,
     shared_cache,
     warn,
     write_classified,
@@ -77,6 +79,7 @@ def _run_classify(args: argparse.Namespace) -> None:
             "ranks": comm.size,
             "versions": {"tomoclass": __version__},
             **result.summary(),
+            "resolution": resolution_record(averages, plist, args.binning),
             "timings": {"total_seconds": time.perf_counter() - started},
         }  # fmt: skip
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
@@ -87,6 +90,7 @@ def _run_classify(args: argparse.Namespace) -> None:
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     if result.class_count is not None:
         print(f"-n auto: {result.class_count.sureness}")
+    print(resolution_text(resolution_record(averages, plist, args.binning)))
     print(f"{len(averages)} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
           f"wrote {args.output}/{listed}, class_<k>.em, scores.csv, run.json; look at them with "
           f"'tomoclass report {args.output}'")  # fmt: skip

@@ -302,3 +302,41 @@ def point_symmetry(value):
         return None
     symmetry = value if isinstance(value, PointSymmetry) else PointSymmetry(value)
     return None if symmetry.nfold == 1 and symmetry.z2 == 0 and symmetry.x == 0 else symmetry
+
+
+def resolution_record(averages, plist, binning: int = 1) -> dict:
+    """The gold-standard resolution of every class average for ``run.json``: the particles,
+    the FSC of the two fixed half-sets (shells of the binned box) and where it falls below
+    0.143, in Fourier voxels and, when the first particle file gives a voxel size, in Å."""
+    from tomoclass.average import FSC_THRESHOLD
+    from tomoclass.io import read_voxel_size
+
+    voxel = None
+    if hasattr(plist, "paths") and len(plist):
+        found = read_voxel_size(plist.paths()[0])
+        voxel = None if found is None else found * binning
+    classes = {}
+    for a in averages:
+        box = a.volume.shape[0]
+        r = a.resolution
+        classes[a.label] = {
+            "particles": a.count,
+            "fourier_voxels": r,
+            "angstrom": None if r is None or voxel is None else box * voxel / r,
+            "fsc": None if a.fsc is None else [round(float(v), 4) for v in a.fsc],
+        }
+    box = averages[0].volume.shape[0] if averages else None
+    return {"threshold": FSC_THRESHOLD, "voxel_size": voxel, "box": box, "classes": classes}
+
+
+def resolution_text(record: dict) -> str:
+    """``class 0: 18.2 Å, class 1: …`` (Fourier voxels when the voxel size is unknown)."""
+    parts = []
+    for label, c in record["classes"].items():
+        if c["fourier_voxels"] is None:
+            parts.append(f"class {label}: no FSC (a half-set is empty)")
+        elif c["angstrom"] is not None:
+            parts.append(f"class {label}: {c['angstrom']:.1f} Å")
+        else:
+            parts.append(f"class {label}: {c['fourier_voxels']:.1f} Fourier voxels")
+    return "resolution at FSC 0.143: " + ", ".join(parts)

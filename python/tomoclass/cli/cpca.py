@@ -13,6 +13,8 @@ from tomoclass.cli.common import (
     point_symmetry,
     positive_int,
     read_particles,
+    resolution_record,
+    resolution_text,
     writable_folder,
     write_table,
     write_text,
@@ -98,6 +100,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
                            "binning": args.binning, "lowpass": args.lowpass,
                            "symmetry": args.symmetry},
             "class_sizes": {a.label: a.count for a in averages},
+            "resolution": resolution_record(averages, plist, args.binning),
             "oversample": {"factor": args.oversample, **(record or {})},
             "versions": {"tomoclass": __version__, "numpy": np.__version__,
                          "scipy": scipy.__version__, "python": platform.python_version()},
@@ -106,6 +109,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
         }  # fmt: skip
         write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
+    print(resolution_text(resolution_record(averages, plist, args.binning)))
     print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
           f"averages {prefix}_<k>.em, eigenvalues and run.json in {folder}")  # fmt: skip
 

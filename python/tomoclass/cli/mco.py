@@ -18,6 +18,8 @@ from tomoclass.cli.common import (
     progress_bar,
     publish_folder,
     read_particles,
+    resolution_record,
+    resolution_text,
     shared_cache,
     warn,
     write_classified,
@@ -265,6 +267,7 @@ def _run_mco(args: argparse.Namespace) -> None:
             "oversample": {"factor": args.oversample, **(result.merge or {})},
             "restarts": result.restarts,
             "warnings": result.warnings,
+            "resolution": resolution_record(averages, plist, args.binning),
             "parameters": {k: _plain(v) for k, v in vars(args).items() if k != "run"},
             "ranks": comm.size,
             "versions": {"tomoclass": __version__},
@@ -277,6 +280,7 @@ def _run_mco(args: argparse.Namespace) -> None:
     checkpoint.remove()
     for line in result.warnings:  # about a result that was written
         warn(line)
+    print(resolution_text(resolution_record(averages, plist, args.binning)))
     extra = "swaps.csv, " if annealing else ""
     print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
