@@ -52,6 +52,31 @@ class ParticleStack:
     shifts: np.ndarray
     wedges: Sequence[Wedge | None]
 
+    def __post_init__(self) -> None:
+        """Shapes, type and rotations checked here, so that a mistake is a
+        :class:`TomoclassError` naming the field rather than a message from the core."""
+        volumes = self.volumes
+        shape = getattr(volumes, "shape", None)
+        if shape is None or len(shape) != 4 or len(set(shape[1:])) != 1:
+            raise TomoclassError(f"volumes: a stack (N, n, n, n) of cubes is needed, got {shape}")
+        if volumes.dtype != np.float32:
+            raise TomoclassError(
+                f"volumes: float32 is needed, got {volumes.dtype} (use volumes.astype(np.float32))"
+            )
+        n = shape[0]
+        rotations = np.asarray(self.rotations, dtype=np.float64)
+        if rotations.shape != (n, 3, 3):
+            raise TomoclassError(f"rotations: ({n}, 3, 3) matrices needed, got {rotations.shape}")
+        gram = rotations @ np.swapaxes(rotations, 1, 2)
+        proper = np.allclose(gram, np.eye(3), atol=1e-4) and np.all(np.linalg.det(rotations) > 0)
+        if not (np.all(np.isfinite(rotations)) and proper):
+            raise TomoclassError("rotations: every matrix must be a rotation (orthonormal, det +1)")
+        shifts = np.asarray(self.shifts, dtype=np.float64)
+        if shifts.shape != (n, 3) or not np.all(np.isfinite(shifts)):
+            raise TomoclassError(f"shifts: ({n}, 3) finite values are needed, got {shifts.shape}")
+        if len(self.wedges) != n:
+            raise TomoclassError(f"wedges: one per particle ({n}) needed, got {len(self.wedges)}")
+
     def __len__(self) -> int:
         return len(self.volumes)
 
