@@ -10,6 +10,7 @@ from tomoclass.cli.common import (
     Formatter,
     add_sampling,
     add_symmetry,
+    counting_bar,
     nonempty,
     point_symmetry,
     read_particles,
@@ -34,6 +35,7 @@ def _run_average(args: argparse.Namespace) -> None:
     averages = class_averages(
         plist, binning=args.binning, lowpass=args.lowpass, floor=args.floor, comm=comm,
         symmetry=point_symmetry(args.symmetry),
+        progress=counting_bar(comm, "averages", len(plist)),
     )  # fmt: skip
     if comm.rank != 0:
         return

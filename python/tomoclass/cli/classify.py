@@ -13,6 +13,7 @@ from tomoclass.cli.common import (
     add_sampling,
     add_symmetry,
     check_new_folder,
+    counting_bar,
     point_symmetry,
     progress_bar,
     publish_folder,
@@ -61,7 +62,8 @@ def _run_classify(args: argparse.Namespace) -> None:
             progress=progress_bar(comm), cache_dir=features, memory_budget=args.memory * 2**30,
         )  # fmt: skip
     classified = plist.with_classes(result.labels.tolist())
-    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry)
+    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry,
+                              progress=counting_bar(comm, "averages", len(plist)))  # fmt: skip
     if comm.rank != 0:
         return
     listed = f"classifiedParticles{args.particles.suffix.lower()}"

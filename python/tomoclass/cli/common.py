@@ -92,6 +92,28 @@ def progress_bar(comm) -> Callable[[str, int, int], None] | None:
     return update
 
 
+def counting_bar(comm, stage: str, total: int) -> Callable[[int], None] | None:
+    """A bar for a step that reports increments (``progress(count)``), as
+    :func:`tomoclass.average.class_averages` does; None off a terminal."""
+    bar = progress_bar(comm)
+    if bar is None:
+        return None
+    done = [0]
+
+    def step(count: int) -> None:
+        done[0] += count
+        bar(stage, done[0], total)
+
+    return step
+
+
+def announce(comm, text: str) -> None:
+    """One line on a terminal (rank 0) before a step that cannot show its progress, as the
+    bars do (logs stay free of it)."""
+    if comm.rank == 0 and sys.stderr.isatty():
+        print(f"{text} …", file=sys.stderr, flush=True)
+
+
 def writable_folder(folder: Path, create: bool = False) -> Path:
     """``folder``, made if ``create``; a clear error if it is missing or not writable."""
     if create:

@@ -10,6 +10,8 @@ from tomoclass.cli.common import (
     Formatter,
     add_sampling,
     add_symmetry,
+    announce,
+    counting_bar,
     point_symmetry,
     positive_int,
     read_particles,
@@ -72,14 +74,17 @@ def _run_cpca(args: argparse.Namespace) -> None:
             f"{args.ccc}: correlations of {rows} particles, but {len(plist)} in {args.particles}"
         )
     neig = args.neig if args.neig == "auto" else positive_int(args.neig, "-e/--neig")
+    comm = world()
+    what = "landmark block" if isinstance(matrix, LandmarkBlock) else "matrix"
+    announce(comm, f"CPCA: top eigenvectors of the {rows}-particle {what}, then k-means")
     result = cpca(matrix, neig, args.nclass * args.oversample, args.seed, name=str(args.ccc))
     eigen_seconds = time.perf_counter() - started
     labels, record = result.labels, None
-    comm = world()
     if args.oversample > 1:
         labels, record = _merge_by_score(plist, labels, args, comm)
     classified = plist.with_classes(labels.tolist())
     averages = class_averages(classified, binning=args.binning, lowpass=args.lowpass, comm=comm,
+                              progress=counting_bar(comm, "averages", len(plist)),
                               symmetry=point_symmetry(args.symmetry))  # fmt: skip
     if comm.rank != 0:
         return

@@ -14,6 +14,7 @@ from tomoclass.cli.common import (
     add_sampling,
     add_symmetry,
     check_new_folder,
+    counting_bar,
     point_symmetry,
     progress_bar,
     publish_folder,
@@ -236,7 +237,8 @@ def _run_mco(args: argparse.Namespace) -> None:
     classified = plist.with_classes(result.labels.tolist())
     if result.shifts is not None:
         classified = classified.with_shifts(result.shifts)
-    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry)
+    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry,
+                              progress=counting_bar(comm, "averages", len(plist)))  # fmt: skip
     if comm.rank != 0:
         return
 
