@@ -64,14 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Classify aligned subtomograms (PyTom-compatible, Rust core).\n\n"
             "Start with 'tomoclass demo': it simulates particles with known classes, classifies\n"
-            "them (ccc -> cpca -> average) and writes a report. On your data, start with:\n"
+            "them with 'tomoclass classify' and writes a report. On your data, start with:\n"
             "  tomoclass classify -p particles.xml -m mask.em -n 3 -f 8 -o classes\n"
+            "  tomoclass report classes\n"
             "The single steps, as in PyTom:\n"
             "  tomoclass ccc -p particles.xml -m mask.em -f 8 -o out\n"
             "  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
             "-o out/classified.xml\n"
-            "  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco --highest-frequency 8\n"
-            "  tomoclass report out\n"
+            "  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco -f 8\n"
             "'tomoclass COMMAND --help' explains each command."
         ),
     )
