@@ -6,14 +6,20 @@ directly, or into 9 and merges back to 3: by the distance between the class aver
 (``tomoclass merge --n-clusters 3``), or by total score as ``cpca --oversample 3`` does, and
 ``mco-exmx --oversample 3`` (by total score, then refined by EXMX). ``classify`` for comparison.
 Reported: ARI against the truth and the rare class's F1 score (the best-matching class:
-2·precision·recall / (precision + recall)), mean over seeds.
+2·precision·recall / (precision + recall)), mean over seeds, beside the leave-one-out limit
+(every particle scored against the class averages of the true labels of all others). Then
+the cost of merging by total score: ``--merge-classes`` EXMX classes of ``--merge-n``
+particles merged to one, against the same merges with every candidate scored in full.
 
 Usage: python benches/bench_merge.py [--particles 400] [--seeds 3] [--snr 0.3,0.1]
+                                     [--merge-n 4000] [--merge-classes 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
 
 import numpy as np
 
@@ -23,7 +29,17 @@ from tomoclass.classify import classify
 from tomoclass.cpca import cpca
 from tomoclass.features import ParticleStack, Preprocessing
 from tomoclass.mask import spherical_mask
-from tomoclass.mco import exmx_iterations, mco_exmx, merge_classes, random_labels
+from tomoclass.mco import (
+    CANDIDATES,
+    _joined,
+    class_scores,
+    exmx_iterations,
+    leave_one_out_scores,
+    mco_exmx,
+    merge_classes,
+    random_labels,
+    total_score,
+)
 from tomoclass.merge import merge_plan
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import SimulationConfig, simulate_particles
@@ -55,6 +71,8 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=400)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--snr", default="0.3,0.1")
+    parser.add_argument("--merge-n", type=int, default=4000, help="particles of the cost run")
+    parser.add_argument("--merge-classes", type=int, default=30, help="classes merged there")
     args = parser.parse_args()
     print(f"N={args.particles}, 3 classes 50/45/5 %, box 32, lowpass 8, mean of {args.seeds} "
           "seeds; ARI / rare-class F1")  # fmt: skip
@@ -65,6 +83,54 @@ def main() -> None:
     for name in table[0]:
         cells = " | ".join("{:.2f} / {:.2f}".format(*np.mean(t[name], axis=0)) for t in table)
         print(f"| {name} | {cells} |")
+    cost(args.merge_n, args.merge_classes)
+
+
+def cost(n: int, classes: int) -> None:
+    """Merging ``classes`` EXMX classes down to one by total score, as ``--oversample``
+    does, against scoring every particle against every class for each candidate pair (the
+    same choices, computed in full)."""
+    sim = simulate_particles(SimulationConfig(n_particles=n, n_classes=3, box=32, snr=0.1,
+                                              seed=0))  # fmt: skip
+    feats = Preprocessing.for_band(sim.particle_stack(), spherical_mask(32), 8).features()
+    f, w, herm = np.asarray(feats.f), np.asarray(feats.w), feats.band.herm
+    labels = exmx(f, w, herm, classes, 0)
+    start = time.perf_counter()
+    _, record = merge_classes(f, w, herm, labels, classes, 1)
+    fast = time.perf_counter() - start
+    start = time.perf_counter()
+    full = merge_in_full(f, w, herm, labels, classes)
+    slow = time.perf_counter() - start
+    same = [s["joined"] for s in record["steps"]] == full
+    threads = os.environ.get("RAYON_NUM_THREADS", str(os.cpu_count()))
+    print(f"\ncost: merging {classes} classes to 1, N={n}, box 32, lowpass 8, {threads} threads: "
+          f"{fast:.2f} s; every candidate scored in full {slow:.2f} s: {slow / fast:.1f}x "
+          f"faster, same merges: {same}")  # fmt: skip
+
+
+def merge_in_full(f, w, herm, labels, classes: int) -> list:
+    """The merges of :func:`tomoclass.mco.merge_classes` with the total score of every
+    candidate recomputed over all particles and classes (the baseline)."""
+    groups = [[k] for k in range(classes)]
+    steps = []
+    while len(groups) > 1:
+        k = len(groups)
+        scores = class_scores(f, w, herm, labels, k)
+        pairs = set()
+        for a in range(k):
+            members = labels == a
+            affinity = scores[members].mean(axis=0) if members.any() else np.zeros(k)
+            near = [int(b) for b in np.argsort(-affinity, kind="stable") if b != a]
+            pairs.update((min(a, b), max(a, b)) for b in (near if not members.any() else
+                                                          near[:CANDIDATES]))  # fmt: skip
+        totals = {(a, b): total_score(f, w, herm, _joined(labels, a, b), k - 1)
+                  for a, b in sorted(pairs)}  # fmt: skip
+        a, b = max(totals, key=totals.get)
+        steps.append([groups[a], groups[b]])
+        labels = _joined(labels, a, b)
+        groups[a] = sorted(groups[a] + groups[b])
+        del groups[b]
+    return steps
 
 
 def run_snr(args, snr: float) -> dict[str, list]:
@@ -80,6 +146,9 @@ def run_snr(args, snr: float) -> dict[str, list]:
         f, w = np.asarray(feats.f), np.asarray(feats.w)
         direct = {"iterations": 50, "end_threshold": 0.0, "seed": seed, "start": "random"}
         runs = {
+            "leave-one-out limit": leave_one_out_scores(
+                f, w, feats.band.herm, sim.labels, 3
+            ).argmax(axis=1),
             "CPCA, 3 classes": cpca(matrix, "auto", 3, seed).labels,
             "CPCA, 9 merged to 3 by averages": merged(
                 stack, cpca(matrix, "auto", 9, seed).labels, 3

@@ -221,20 +221,21 @@ def _classify_features(f, w, band, nclass, restarts, seed, comm, report,
     :class:`~tomoclass.mco.ShiftSearch`, e.g. symmetrised references)."""
     n = len(f)
     first, fit, landmarks = corrected_cpca(f, w, band, nclass, seed, comm)
-    runs = []
+    runs, scored = [], []
     for r in range(restarts):
         start = first.labels if r == 0 else kmeans(first.coefficients, nclass, seed + r)
         result, _ = ac_rounds(f, w, band.herm, start, nclass, START_TEMPERATURE, ANNEALING_STEP,
                               local_search=1, seed=seed + r, comm=comm,
                               shift=scoring)  # fmt: skip
         scores = class_scores(f, w, band.herm, result.labels, nclass, comm, scoring)
+        scored.append(scores)
         total = float(scores[np.arange(n), result.labels].sum())
         sizes = np.bincount(result.labels, minlength=nclass).tolist()
         runs.append(Restart(seed + r, result.labels, total, sizes,
                             adjusted_rand_index(first.labels, start)))  # fmt: skip
         report(f"restarts ({nclass} classes)", r + 1, restarts)
-    kept = runs[int(np.argmax([r.total_score for r in runs]))]
-    scores = class_scores(f, w, band.herm, kept.labels, nclass, comm, scoring)
+    best = int(np.argmax([r.total_score for r in runs]))
+    kept, scores = runs[best], scored[best]
     agreement = stability([r.labels for r in runs])
     return Classification(
         labels=kept.labels, scores=scores, margin=margins(scores), restarts=runs,

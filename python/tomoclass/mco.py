@@ -64,13 +64,16 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.n
     comm = comm or Serial()
     means = _means(f, w, labels, nclass, shift)
     start, stop = share(comm, comm.rank, len(f))
-    part_f, part_w = f[start:stop], w[start:stop]
+    return allgather_rows(comm, _rows(f[start:stop], w[start:stop], herm, means, shift))
+
+
+def _rows(f, w, herm, means, shift) -> np.ndarray:
+    """Scores of particles ``f``, ``w`` against the averages ``means`` (in the core)."""
     if shift is None or shift.radius <= 0:
-        rows = _core.mco_scores(part_f, part_w, herm, means)
-    else:
-        rows, _ = _core.mco_shift_scores(part_f, part_w, herm, shift.flat.tolist(), shift.box,
-                                         means, float(shift.radius))  # fmt: skip
-    return allgather_rows(comm, rows)
+        return _core.mco_scores(f, w, herm, means)
+    rows, _ = _core.mco_shift_scores(f, w, herm, shift.flat.tolist(), shift.box, means,
+                                     float(shift.radius))  # fmt: skip
+    return rows
 
 
 def leave_one_out_scores(f, w, herm, labels, nclass: int) -> np.ndarray:
@@ -485,13 +488,14 @@ def merge_classes(f, w, herm, labels, classes: int, nclass: int, comm=None, shif
             affinity = scores[members].mean(axis=0)
             near = [int(b) for b in np.argsort(-affinity, kind="stable") if b != a]
             pairs.update((min(a, b), max(a, b)) for b in near[:CANDIDATES])
+        own = scores[np.arange(len(labels)), labels].astype(np.float64)
         best = None
         for a, b in sorted(pairs):
-            joined = _joined(labels, a, b)
-            total = total_score(f, w, herm, joined, k - 1, comm, shift)
+            total = _joined_total(f, w, herm, labels, own, a, b, shift)
             if best is None or total > best[0]:
-                best = (total, a, b, joined)
-        total, a, b, labels = best
+                best = (total, a, b)
+        total, a, b = best
+        labels = _joined(labels, a, b)
         record["steps"].append({"joined": [groups[a], groups[b]], "total_score": total})
         groups[a] = sorted(groups[a] + groups[b])
         del groups[b]
@@ -500,6 +504,19 @@ def merge_classes(f, w, herm, labels, classes: int, nclass: int, comm=None, shif
             record["mapping"] = [next(i for i, g in enumerate(groups) if k in g)
                                  for k in range(classes)]  # fmt: skip
     return kept, record
+
+
+def _joined_total(f, w, herm, labels, own, a: int, b: int, shift) -> float:
+    """The total score after joining classes ``a`` and ``b``: only their members' scores
+    change (against the one joined average); every other class keeps its average, so its
+    members keep their scores ``own``."""
+    members = (labels == a) | (labels == b)
+    if not members.any():
+        return float(own.sum())
+    rf, rw = (f, w) if shift is None or shift.reference is None else shift.reference
+    mean, _ = _core.mco_class_means(rf[members], rw[members], [0] * int(members.sum()), 1, FLOOR)
+    joined = _rows(f[members], w[members], herm, mean, shift)[:, 0]
+    return float(own[~members].sum() + joined.astype(np.float64).sum())
 
 
 def _joined(labels: np.ndarray, a: int, b: int) -> np.ndarray:

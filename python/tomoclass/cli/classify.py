@@ -14,6 +14,7 @@ from tomoclass.cli.common import (
     add_symmetry,
     check_new_folder,
     counting_bar,
+    json_parameters,
     point_symmetry,
     progress_bar,
     publish_folder,
@@ -22,6 +23,7 @@ from tomoclass.cli.common import (
     resolution_text,
     shared_cache,
     warn,
+    warn_replaced_scores,
     write_classified,
     write_table,
 )
@@ -46,6 +48,7 @@ def _run_classify(args: argparse.Namespace) -> None:
 
     from tomoclass.average import class_averages, write_averages
     from tomoclass.classify import classify
+    from tomoclass.io.stopgap import is_stopgap_motl
     from tomoclass.parallel import world
 
     comm = world()
@@ -76,8 +79,7 @@ def _run_classify(args: argparse.Namespace) -> None:
         write_table(work / "coefficients", result.cpca.coefficients)
         run = {
             "command": "classify",
-            "parameters": {k: (str(v) if isinstance(v, Path) else v)
-                           for k, v in vars(args).items() if k != "run"},
+            "parameters": json_parameters(args),
             "ranks": comm.size,
             "versions": {"tomoclass": __version__},
             **result.summary(),
@@ -89,6 +91,12 @@ def _run_classify(args: argparse.Namespace) -> None:
     publish_folder(build, args.output)
     for line in result.warnings:  # about a result that was written
         warn(line)
+    warn_replaced_scores(plist, args.output / listed)
+    if listed.endswith(".star") and is_stopgap_motl(args.particles):
+        warn(
+            f"{args.output / listed}: a RELION STAR list, not a STOPGAP motive list like "
+            f"{args.particles} (tomoclass writes no STOPGAP lists)"
+        )
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     if result.class_count is not None:
         print(f"-n auto: {result.class_count.sureness}")

@@ -308,6 +308,19 @@ def write_classified(classified, labels, scores, path: Path, folder: Path) -> No
     write_scores(path.parent / SCORES, names, classified.class_names(), scores)
 
 
+def warn_replaced_scores(plist, written: Path) -> None:
+    """One warning line when the classified list's scores replaced ones the input carried
+    (an alignment or picking score in PyTom's Score or Dynamo's cc; STAR keeps rlnLCCmax)."""
+    if written.suffix.lower() == ".star":
+        return
+    had = sum(p.score is not None for p in plist)
+    if had:
+        warn(
+            f"{written}: the Score of {had} particles is now their class score; the "
+            "alignment or picking scores they had stay in the input list"
+        )
+
+
 def add_symmetry(p: argparse.ArgumentParser, effect: str = "symmetrised class averages") -> None:
     """``--symmetry N``: PyTom's point symmetry about the particle's z axis."""
     p.add_argument("--symmetry", type=int, metavar="N",
@@ -362,3 +375,15 @@ def resolution_text(record: dict) -> str:
         else:
             parts.append(f"class {label}: {c['fourier_voxels']:.1f} Fourier voxels")
     return "resolution at FSC 0.143: " + ", ".join(parts)
+
+
+def json_parameters(args: argparse.Namespace) -> dict:
+    """A command's parameters for ``run.json``: paths as text, a symmetry as its fields."""
+    import dataclasses
+
+    def plain(value):
+        if isinstance(value, Path):
+            return str(value)
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    return {k: plain(v) for k, v in vars(args).items() if k != "run"}

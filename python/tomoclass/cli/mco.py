@@ -15,6 +15,7 @@ from tomoclass.cli.common import (
     add_symmetry,
     check_new_folder,
     counting_bar,
+    json_parameters,
     point_symmetry,
     progress_bar,
     publish_folder,
@@ -23,6 +24,7 @@ from tomoclass.cli.common import (
     resolution_text,
     shared_cache,
     warn,
+    warn_replaced_scores,
     write_classified,
     write_text,
 )
@@ -270,7 +272,7 @@ def _run_mco(args: argparse.Namespace) -> None:
             "restarts": result.restarts,
             "warnings": result.warnings,
             "resolution": resolution_record(averages, plist, args.binning),
-            "parameters": {k: _plain(v) for k, v in vars(args).items() if k != "run"},
+            "parameters": json_parameters(args),
             "ranks": comm.size,
             "versions": {"tomoclass": __version__},
             "trace": result.trace,
@@ -282,19 +284,11 @@ def _run_mco(args: argparse.Namespace) -> None:
     checkpoint.remove()
     for line in result.warnings:  # about a result that was written
         warn(line)
+    warn_replaced_scores(plist, args.destination / "classifiedParticles.xml")
     print(resolution_text(resolution_record(averages, plist, args.binning)))
     extra = "swaps.csv, " if annealing else ""
     print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
-
-
-def _plain(value):
-    """A parameter as JSON takes it (paths as text, a symmetry as its fields)."""
-    import dataclasses
-
-    if isinstance(value, Path):
-        return str(value)
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def _add_mco_options(p: argparse.ArgumentParser, annealing: bool, run: bool = True) -> None:

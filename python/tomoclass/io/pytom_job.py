@@ -153,10 +153,14 @@ def _with_annealing(job: MCOJob, root: ET.Element, name: str) -> MCOJob:
 
 
 def _symmetry(element: ET.Element | None, name: str) -> PointSymmetry:
-    """PyTom's ``<Symmetry Type="PointSymmetry" NFold Z2 X …>`` (none: no symmetry). Its
-    older attribute names ``NumberSymmetries``, ``Psi`` and ``Theta`` are read too, as
-    PyTom's ``PointSymmetry.fromXML`` does; a symmetry search and helical symmetry are not
-    supported."""
+    """PyTom's ``<Symmetry Type="PointSymmetry" NFold Z2 X SearchAngle SearchAxisZ2
+    SearchAxisX>`` (``pytom/basic/structures.py``: ``PointSymmetry.toXML`` 4408, read by
+    ``Symmetry.fromXML`` 4306-4314 and ``PointSymmetry.fromXML`` 4423-4440; placed in the
+    job's ``Description`` by ``pytom/alignment/ExMaxAlignment.py`` 273-275 and 323). No
+    element means no symmetry (PyTom's jobs always have one: ``mcoEXMXStructures.py``
+    171-172 turns None into ``PointSymmetry(1)``). The older attribute names
+    ``NumberSymmetries``, ``Psi`` and ``Theta`` are read too, as ``fromXML`` does; a
+    symmetry search (``SearchAngle`` ≠ 0) and ``HelicalSymmetry`` are refused."""
     if element is None:
         return PointSymmetry()
     kind = element.get("Type", "PointSymmetry")
