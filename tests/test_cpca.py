@@ -63,6 +63,40 @@ def test_top_eigenpairs_match_a_full_decomposition(three_classes):
     np.testing.assert_allclose(overlap, 1.0, atol=1e-6)
 
 
+def test_coefficients_are_eigenvectors_times_the_root_of_their_eigenvalues():
+    """Two blocks of 6 and 4 particles, correlation 0.5 within a block and 0 between: the top
+    eigenpairs are 1 + 5·0.5 on the 6-block (entries 1/√6) and 1 + 3·0.5 on the 4-block
+    (entries 1/2), so the coefficients are (√3.5/√6, 0) and (0, √2.5/2) by hand."""
+    sizes = [6, 4]
+    blocks = [np.full((s, s), 0.5) + 0.5 * np.eye(s) for s in sizes]
+    matrix = np.block([[blocks[0], np.zeros((6, 4))], [np.zeros((4, 6)), blocks[1]]])
+    result = cpca(matrix, 2, 2, seed=0)
+    np.testing.assert_allclose(result.eigenvalues, [3.5, 2.5], atol=1e-12)
+    want = np.zeros((10, 2))
+    want[:6, 0] = np.sqrt(3.5 / 6)
+    want[6:, 1] = np.sqrt(2.5) / 2
+    np.testing.assert_allclose(result.coefficients, want, atol=1e-12)
+    np.testing.assert_array_equal(result.labels, [0] * 6 + [1] * 4)
+
+
+def test_coefficients_match_numpy_eigh_of_an_indefinite_matrix(rng):
+    """On a random symmetric matrix with known spectrum (negative eigenvalues too, as a CCC
+    matrix has), column k of the coefficients is ±√λ_k·u_k of ``numpy.linalg.eigh``."""
+    n = 30
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    spectrum = np.concatenate([[9.0, 4.0, 2.25, 1.0], rng.uniform(-0.5, 0.5, n - 4)])
+    matrix = (q * spectrum) @ q.T
+    matrix = (matrix + matrix.T) / 2
+    values, vectors = np.linalg.eigh(matrix)
+    values, vectors = values[::-1][:4], vectors[:, ::-1][:, :4]
+    np.testing.assert_allclose(values, [9.0, 4.0, 2.25, 1.0], atol=1e-10)
+    result = cpca(matrix, 4, 2, seed=0)
+    np.testing.assert_allclose(result.eigenvalues, values, atol=1e-10)
+    signs = np.sign(np.sum(result.coefficients * vectors, axis=0))
+    np.testing.assert_allclose(result.coefficients, signs * vectors * np.sqrt(values), atol=1e-8)
+    np.testing.assert_allclose(np.linalg.norm(result.coefficients, axis=0), [3, 2, 1.5, 1])
+
+
 @pytest.mark.parametrize(
     ("neig", "nclass", "message"),
     [(0, 2, "neig"), (241, 2, "neig"), (3, 1, "nclass"), (3, 241, "nclass")],
