@@ -217,38 +217,49 @@ def test_cli_mco_ac_writes_rounds_and_swaps(tmp_path):
 )  # fmt: skip
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, command, extra,
                                                          calls):  # fmt: skip
+    """The resumed run ends with the files of the uninterrupted one, and does only the work
+    the checkpoint did not hold: its scoring passes (``class_scores`` calls) are the whole
+    run's less those done when the last checkpoint was written, so a resume that starts
+    again from iteration 1 (or from the first random start) fails."""
     import tomoclass.mco as mco_module
+    from tomoclass.cli.mco import McoCheckpoint
 
     data = tmp_path / "sim"
     assert main(["simulate", str(data), "-n", "80", "-k", "3", "--box", "16", "--snr", "0.5"]) == 0
     args = [command, "-p", str(data / "particles.xml"), "-m", str(data / "mask.em"), "-c", "3",
             "--highest-frequency", "4", *extra]  # fmt: skip
-    real, count = mco_module.class_scores, [0]
-    if calls == "half":  # of the whole run's: while trying the random starts
+    real, count, saved = mco_module.class_scores, [0], []
 
-        def counting(*a, **k):
-            count[0] += 1
-            return real(*a, **k)
-
-        monkeypatch.setattr(mco_module, "class_scores", counting)
-    assert main([*args, "-d", str(tmp_path / "whole")]) == 0
-    if calls == "half":
-        calls, count[0] = count[0] // 2, 0
-
-    def dying(*a, **k):
+    def counting(*a, **k):
         count[0] += 1
-        if count[0] > calls:
+        if count[0] > limit:
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(mco_module, "class_scores", dying)
+    def saving(self, progress, save=McoCheckpoint.save):
+        saved.append(count[0])  # scoring passes done when this checkpoint was written
+        save(self, progress)
+
+    monkeypatch.setattr(mco_module, "class_scores", counting)
+    monkeypatch.setattr(McoCheckpoint, "save", saving)
+    limit = np.inf
+    assert main([*args, "-d", str(tmp_path / "whole")]) == 0
+    whole_calls, whole_saves = count[0], list(saved)
+    if calls == "half":  # of the whole run's: while trying the random starts
+        calls = whole_calls // 2
+    limit, count[0] = calls, 0
     assert main([*args, "-d", str(tmp_path / "cut")]) == 130
     assert not (tmp_path / "cut").exists() and (tmp_path / ".cut.checkpoint").exists()
     state = json.loads((tmp_path / ".cut.checkpoint" / "state.json").read_text())
     if "--restarts" not in extra and command == "mco-exmx":
         assert state["step"] == 0 and 1 <= len(state["tried"]) < 3  # died among the starts
-    monkeypatch.setattr(mco_module, "class_scores", real)
+    else:
+        assert state["step"] >= 2
+    kept = max(c for c in whole_saves if c <= calls)
+    assert kept > 0
+    limit, count[0] = np.inf, 0
     assert main([*args, "-d", str(tmp_path / "cut"), "--resume"]) == 0
+    assert count[0] == whole_calls - kept, (count[0], whole_calls, kept)
     for name in ("classifiedParticles.xml", "class_0.em", "iteration_1" if command == "mco-exmx"
                  else "swaps.csv"):  # fmt: skip
         whole, cut = tmp_path / "whole" / name, tmp_path / "cut" / name
