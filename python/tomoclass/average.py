@@ -26,7 +26,9 @@ from tomoclass.features import Particles, ParticleStack, Preprocessing
 from tomoclass.fourier import band_mask, frequency_radius
 from tomoclass.geometry import PointSymmetry
 from tomoclass.io import write_volume
+from tomoclass.io.volumes import common_voxel_size
 from tomoclass.parallel import Serial, share
+from tomoclass.particles import ParticleList
 
 FLOOR = 0.05
 """PyTom's lower bound of the wedge sum, as a fraction of the number of particles."""
@@ -38,7 +40,8 @@ class ClassAverage:
     ``Σ W²`` (the wedge sum for binary wedges) and how many particles it holds; the Fourier
     shell correlation of its two half-set averages (``fsc[r]`` for shells ``r = 0 … m/2``,
     Fourier voxels of the binned box) and the resolution where it falls below 0.143 (in the
-    same units; None when a half is empty)."""
+    same units; None when a half is empty). ``voxel_size``: Å per voxel of the average (the
+    particles' voxel size times the binning; None when their files do not agree on one)."""
 
     label: str
     volume: np.ndarray
@@ -46,6 +49,7 @@ class ClassAverage:
     count: int
     fsc: np.ndarray | None = None
     resolution: float | None = None
+    voxel_size: float | None = None
 
 
 def _labels_of(particles: Particles, labels) -> list[str]:
@@ -126,6 +130,7 @@ def class_averages(
     if comm.rank != 0:
         return None
     parts = {a: sums for part in gathered for a, sums in part.items()}
+    voxel = average_voxel_size(prep.particles, prep.binning)
     fw = w = None
     counts, reach = np.zeros(2 * len(classes), int), np.zeros(2 * len(classes))
     for a in sorted(parts):  # the same order for any number of ranks
@@ -147,9 +152,19 @@ def class_averages(
         averages.append(ClassAverage(
             label=name, volume=volume, wedge_sum=_full_centred(total_w.astype(np.float32), m),
             count=int(counts[both].sum()), fsc=fsc,
-            resolution=None if fsc is None else crossing(fsc, FSC_THRESHOLD),
+            resolution=None if fsc is None else crossing(fsc, FSC_THRESHOLD), voxel_size=voxel,
         ))  # fmt: skip
     return averages
+
+
+def average_voxel_size(particles: Particles, binning: int = 1) -> float | None:
+    """Å per voxel of averages of ``particles`` binned by ``binning``: their files' common
+    voxel size times ``binning`` (None for particles in memory, EM files or sizes that
+    differ; see :func:`tomoclass.io.volumes.common_voxel_size`)."""
+    if not isinstance(particles, ParticleList):
+        return None
+    size = common_voxel_size(particles.paths())
+    return None if size is None else size * binning
 
 
 FSC_THRESHOLD = 0.143
@@ -211,14 +226,15 @@ def _symmetric_sums(prep, chunk, codes, classes: int, copies: np.ndarray) -> tup
 
 def write_averages(averages: list[ClassAverage], prefix: str | os.PathLike) -> list[Path]:
     """Write ``PREFIX_<label>.em`` and ``PREFIX_<label>_wedgesum.em`` (extension .em unless
-    ``prefix`` ends in .mrc); returns the average files."""
+    ``prefix`` ends in .mrc; an MRC average carries its voxel size, an EM file has no place
+    for it); returns the average files."""
     prefix = os.fspath(prefix)
     ext = ".mrc" if prefix.endswith(".mrc") else ".em"
     stem = prefix[: -len(ext)] if prefix.endswith(ext) else prefix
     written = []
     for avg in averages:
         path = Path(f"{stem}_{avg.label}{ext}")
-        write_volume(path, avg.volume)
+        write_volume(path, avg.volume, voxel_size=avg.voxel_size)
         write_volume(Path(f"{stem}_{avg.label}_wedgesum{ext}"), avg.wedge_sum)
         written.append(path)
     return written
@@ -229,7 +245,7 @@ def read_averages(
 ) -> list[ClassAverage] | None:
     """Averages written earlier as ``PREFIX_<label>.em`` (or ``.mrc``) with their wedge sums,
     if there is one for every label; else None (then they must be computed)."""
-    from tomoclass.io import read_volume
+    from tomoclass.io import read_volume, read_voxel_size
 
     stem = os.fspath(prefix)
     found = []
@@ -237,9 +253,8 @@ def read_averages(
         for ext in (".em", ".mrc"):
             volume, wedge_sum = Path(f"{stem}_{label}{ext}"), Path(f"{stem}_{label}_wedgesum{ext}")
             if volume.exists() and wedge_sum.exists():
-                found.append(
-                    ClassAverage(label, read_volume(volume), read_volume(wedge_sum), count)
-                )
+                found.append(ClassAverage(label, read_volume(volume), read_volume(wedge_sum),
+                                          count, voxel_size=read_voxel_size(volume)))  # fmt: skip
                 break
         else:
             return None

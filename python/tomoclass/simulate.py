@@ -140,7 +140,8 @@ class SimulationConfig:
     shift_error: float = 0.0
     seed: int = 0
     pixel_size: float = 8.0
-    """Å per voxel (warp and relion layouts)."""
+    """Å per voxel: in the header of every MRC file written (EM files have no place for it);
+    the warp and relion layouts' CTFs and STAR files use it too."""
     defoci: Sequence[float] = DEFAULT_DEFOCI
     """Defocus of each tomogram in µm (underfocus), used in turn (warp and relion layouts)."""
     tilt_step: float = 3.0
@@ -611,7 +612,8 @@ def write_simulation(
     ``"em"`` (default) or ``"mrc"``. ``warp`` and ``relion``: their subtomograms, weight
     volumes and ``particles.star`` (RELION also ``tomograms.star`` and ``tilt_series/``),
     ``mask.mrc``, ``class_<k>_reference.mrc`` and ``truth.csv`` (``rlnImageName``, class,
-    tomogram name); they write MRC only (``fmt`` None or ``"mrc"``).
+    tomogram name); they write MRC only (``fmt`` None or ``"mrc"``). MRC files carry the
+    voxel size :attr:`SimulationConfig.pixel_size`.
     """
     if layout not in LAYOUTS:
         raise TomoclassError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -646,9 +648,10 @@ def _write_pytom(sim: Simulation, directory: str | os.PathLike, fmt: str) -> Pat
         raise TomoclassError(
             f"{folder}: cannot create the output folder ({exc.strerror})"
         ) from None
+    pixel = sim.config.pixel_size  # stored by MRC files only
     for start, volumes in sim.volume_chunks():
         for i, volume in enumerate(volumes, start):
-            write_volume(folder / f"particles/particle_{i:06d}.{fmt}", volume)
+            write_volume(folder / f"particles/particle_{i:06d}.{fmt}", volume, voxel_size=pixel)
     particles = []
     for i in range(len(sim.labels)):
         name = f"particles/particle_{i:06d}.{fmt}"
@@ -662,9 +665,7 @@ def _write_pytom(sim: Simulation, directory: str | os.PathLike, fmt: str) -> Pat
                 wedge=sim.wedges[tomo],
             )
         )
-    for k, ref in enumerate(sim.references):
-        write_volume(folder / f"class_{k}_reference.{fmt}", ref)
-    write_volume(folder / f"mask.{fmt}", spherical_mask(sim.config.box))
+    _write_maps(sim, folder, fmt)
     with open(folder / "truth.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", "class", "tomogram"])
@@ -673,6 +674,14 @@ def _write_pytom(sim: Simulation, directory: str | os.PathLike, fmt: str) -> Pat
     list_path = folder / "particles.xml"
     write_particle_list(ParticleList(particles, directory=folder), list_path)
     return list_path
+
+
+def _write_maps(sim: Simulation, folder: Path, fmt: str) -> None:
+    """``class_<k>_reference.<fmt>`` and ``mask.<fmt>``, MRC files with the voxel size."""
+    pixel = sim.config.pixel_size
+    for k, ref in enumerate(sim.references):
+        write_volume(folder / f"class_{k}_reference.{fmt}", ref, voxel_size=pixel)
+    write_volume(folder / f"mask.{fmt}", spherical_mask(sim.config.box), voxel_size=pixel)
 
 
 def star_order(sim: Simulation) -> np.ndarray:
@@ -744,10 +753,7 @@ def _write_particles(sim: Simulation, folder: Path, layout: str, dtype: type) ->
 
 def _write_common(sim: Simulation, folder: Path, filenames: Sequence[str]) -> None:
     """References, mask and ``truth.csv`` (rows in STAR order) of the warp and relion layouts."""
-    pixel = sim.config.pixel_size
-    for k, ref in enumerate(sim.references):
-        write_volume(folder / f"class_{k}_reference.mrc", ref, voxel_size=pixel)
-    write_volume(folder / "mask.mrc", spherical_mask(sim.config.box), voxel_size=pixel)
+    _write_maps(sim, folder, "mrc")
     with atomic_output(folder / "truth.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", "class", "tomogram"])

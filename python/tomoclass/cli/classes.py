@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from tomoclass.cli.common import (
+    ANGSTROM_RULE,
     Formatter,
     add_sampling,
     add_symmetry,
@@ -56,14 +57,21 @@ def add_average(sub: argparse._SubParsersAction) -> None:
         description=(
             "Average the aligned particles of each class in Fourier space, weighted by their\n"
             "rotated wedges and divided by the wedge sum (floor: FLOOR × class size, PyTom's\n"
-            "0.05). Writes PREFIX_<class>.em and PREFIX_<class>_wedgesum.em (centred).\n\n"
+            "0.05). Writes PREFIX_<class>.em and PREFIX_<class>_wedgesum.em (centred); with\n"
+            "-o PREFIX.mrc MRC files, the averages with the particles' voxel size times the\n"
+            "binning.\n\n"
             "example:\n  tomoclass average -p classified.xml -o averages/class"
         ),
     )
     p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
     p.add_argument("-o", "--output", required=True, help="prefix of the output files")
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
-    p.add_argument("-f", "--lowpass", type=float, help="low-pass radius, Fourier voxels")
+    p.add_argument(
+        "-f",
+        "--lowpass",
+        type=float,
+        help="low-pass radius, Fourier voxels of the binned box; " + ANGSTROM_RULE,
+    )
     p.add_argument("--floor", type=float, default=0.05,
                    help="floor of the weight sum, as a fraction of its largest value")  # fmt: skip
     add_symmetry(p)
@@ -219,6 +227,7 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-a", "--averages",
                    help="reuse existing averages PREFIX_<k>.em (else computed)")  # fmt: skip
     p.add_argument("-f", "--lowpass", type=float, default=0.25,
-                   help="band of the comparison, Fourier voxels (below 1: of the box)")  # fmt: skip
+                   help="band of the comparison, Fourier voxels (below 1: of the box); "
+                   + ANGSTROM_RULE)  # fmt: skip
     add_sampling(p)
     p.set_defaults(run=_run_merge)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tomoclass import __version__
 from tomoclass.cli.common import (
+    ANGSTROM_RULE,
     Formatter,
     add_memory,
     add_sampling,
@@ -137,8 +138,13 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--nclass", required=True,
                    help="number of classes, or auto (chosen by half-set agreement)")  # fmt: skip
     p.add_argument("--max-classes", type=int, default=6, help="most classes -n auto tries")
-    p.add_argument("-f", "--lowpass", type=float, required=True,
-                   help="band limit, Fourier voxels of the binned box")  # fmt: skip
+    p.add_argument(
+        "-f",
+        "--lowpass",
+        type=float,
+        required=True,
+        help="band limit, Fourier voxels of the binned box; " + ANGSTROM_RULE,
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="new output folder")
     p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")

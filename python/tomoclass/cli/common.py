@@ -25,6 +25,13 @@ class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsH
         return super()._get_help_string(action)
 
 
+ANGSTROM_RULE = (
+    "r Fourier voxels are a resolution of n·s/r Å for a box of n voxels of s Å, binned or "
+    "not (8 in 64 voxels of 4 Å: 32 Å)"
+)
+"""For ``--help`` texts of frequencies: how a radius in Fourier voxels reads in Å."""
+
+
 def check_new_folder(destination: Path) -> Path:
     """The writable parent of ``destination``, which must not exist or be an empty folder."""
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
@@ -203,6 +210,7 @@ def read_particles(args: argparse.Namespace, path: Path | None = None, plist=Non
         plist = fill_sampling(plist, **options)
     nonempty(plist, path)
     _check_geometry(plist, path)
+    _check_voxel_sizes(plist, path)
     missing = sum(w is None for w in plist.wedges())
     if missing:
         warn(
@@ -236,6 +244,34 @@ def _check_geometry(plist, path) -> None:
             f"{path}: every particle has the same rotation, so the list looks unaligned "
             "(tomoclass classifies aligned subtomograms); ignore this if they were rotated "
             "into register already"
+        )
+
+
+def _check_voxel_sizes(plist, path) -> None:
+    """One warning line each for particles of different voxel sizes (they are classified as
+    if equal, and averages and resolutions get no size in Å) and for MRC particles whose
+    header gives no voxel size (0)."""
+    from tomoclass.io.volumes import group_voxel_sizes, read_voxel_size, volume_format
+
+    paths = plist.paths()
+    sizes = [read_voxel_size(p) for p in paths]
+    groups = group_voxel_sizes(sizes)
+    if len(groups) > 1:
+        counts = ", ".join(f"{len(found)} of {size:g} Å" for size, found in groups.items())
+        other = paths[list(groups.values())[1][0]]
+        warn(
+            f"{path}: the particles have different voxel sizes ({counts}; the first of "
+            f"another size: {other}); they are classified as if they were the same, and the "
+            "class averages and resolutions get no voxel size"
+        )
+    blank = [p for p, size in zip(paths, sizes, strict=True)
+             if size is None and volume_format(p) == "mrc"]  # fmt: skip
+    if blank:
+        use = "the others' voxel size" if len(groups) == 1 else "no voxel size"
+        warn(
+            f"{path}: {len(blank)} of {len(paths)} MRC particles have no voxel size in their "
+            f"header (it is 0; the first: {blank[0]}); the class averages and resolutions "
+            f"get {use}"
         )
 
 
@@ -342,14 +378,11 @@ def point_symmetry(value):
 def resolution_record(averages, plist, binning: int = 1) -> dict:
     """The gold-standard resolution of every class average for ``run.json``: the particles,
     the FSC of the two fixed half-sets (shells of the binned box) and where it falls below
-    0.143, in Fourier voxels and, when the first particle file gives a voxel size, in Å."""
-    from tomoclass.average import FSC_THRESHOLD
-    from tomoclass.io import read_voxel_size
+    0.143, in Fourier voxels and, when the particle files agree on a voxel size (the one
+    the averages carry), in Å."""
+    from tomoclass.average import FSC_THRESHOLD, average_voxel_size
 
-    voxel = None
-    if hasattr(plist, "paths") and len(plist):
-        found = read_voxel_size(plist.paths()[0])
-        voxel = None if found is None else found * binning
+    voxel = average_voxel_size(plist, binning)
     classes = {}
     for a in averages:
         box = a.volume.shape[0]

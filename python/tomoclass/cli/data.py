@@ -94,10 +94,14 @@ def _run_simulate(args: argparse.Namespace) -> None:
     layout = args.layout
     options = {"pixel_size": "--pixel-size", "defoci": "--defocus", "dose_per_tilt": "--dose"}
     physics = {k: getattr(args, k) for k in options if getattr(args, k, None) is not None}
-    if layout == "pytom" and physics:
-        given = ", ".join(options[k] for k in physics)
-        raise TomoclassError(f"{given}: only for --layout warp or relion (tilt series with CTFs)")
     fmt = getattr(args, "format", None)
+    ctf = [options[k] for k in physics if k != "pixel_size"]
+    if layout == "pytom" and ctf:
+        raise TomoclassError(
+            f"{', '.join(ctf)}: only for --layout warp or relion (tilt series with CTFs)"
+        )
+    if layout == "pytom" and "pixel_size" in physics and fmt != "mrc":
+        raise TomoclassError("--pixel-size: EM files hold no voxel size; add --format mrc")
     if layout != "pytom" and fmt not in (None, "mrc"):
         raise TomoclassError(
             f"--layout {layout} writes MRC files as {layout} does, not --format {fmt}"
@@ -197,7 +201,7 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=argparse.SUPPRESS,
         metavar="Å",
-        help="Å per voxel (default: 8)",
+        help="Å per voxel, in the header of every MRC file (default: 8; also with --format mrc)",
     )
     layouts.add_argument(
         "--defocus",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tomoclass import __version__
 from tomoclass.cli.common import (
+    ANGSTROM_RULE,
     Formatter,
     add_memory,
     add_sampling,
@@ -308,7 +309,8 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool, run: bool = Tr
         dest="highest_frequency",
         type=float,
         default=0.25,
-        help="band limit, Fourier voxels of the binned box (below 1: fraction of it)",
+        help="band limit, Fourier voxels of the binned box (below 1: fraction of it); "
+        + ANGSTROM_RULE,
     )
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
     p.add_argument("-n", "--iterations", type=int, default=10, help="most EXMX iterations")

@@ -4,18 +4,25 @@ Volumes are float32 numpy arrays indexed ``[z, y, x]`` (x runs fastest in the fi
 mrcfile returns them. A 2-D image is returned as a volume with nz = 1. Voxel sizes are in
 Å. MRC files without the ``MAP `` identifier (as PyTom's ``write_mrc`` writes them,
 ``pytom/agnostic/io.py`` 2125) are read when the rest of the header fits the file, with one
-warning per run. EM files carry no voxel size (PyTom writes none and the TOM header's
-pixel-size fields have no agreed unit), so :func:`read_voxel_size` returns None for them and
-:func:`write_volume` does not store one. NaN/Inf voxels are not rejected on reading; callers
-use :func:`check_finite`.
+warning per run. NaN/Inf voxels are not rejected on reading; callers use
+:func:`check_finite`.
+
+EM files carry no voxel size, so :func:`read_voxel_size` returns None for them and
+:func:`write_volume` does not store one. PyTom has no field for it either: its ``EMHeader``
+(``pytom/basic/files.py`` 564) sets only the sizes, the type and machine bytes and the tilt
+angle; ``pytom/agnostic/io.py`` ``write_em`` (2142) takes a ``pixel_size`` but stores only
+the tilt angle (word 42, 2161) and rotation angles (words 43-45); and ``read_pixelsize``
+(1865) reads an EM file's "pixel size" from bytes 40-51 (1891), which lie in the EM
+comment and which PyTom's writers leave 0 (PyTom at 4089d5d).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -166,14 +173,63 @@ def volume_shape(path: PathLike) -> tuple[int, int, int]:
 def read_voxel_size(path: PathLike) -> float | None:
     """The voxel size in Å (the x value of the MRC header), or None when the file has none.
 
-    EM files always give None (see the module docstring).
+    EM files always give None (see the module docstring). Fast enough to ask every particle.
     """
     if volume_format(path) == "em":
         read_em_header(path)  # still report a missing or corrupt file
         return None
-    with _mrc(path, header_only=True) as mrc:
-        size = float(mrc.voxel_size.x)
+    size = _plain_voxel_size(path)
+    if size is None:  # not a plain MRC header: mrcfile judges it, and errors name the file
+        with _mrc(path, header_only=True) as mrc:
+            size = float(mrc.voxel_size.x)
     return size if size > 0 and np.isfinite(size) else None
+
+
+_MRC_HEADER = 1024
+_MRC_MAP_ID = slice(208, 211)  # "MAP" (MRC2014 takes the first three bytes)
+_MRC_STAMP = slice(212, 216)  # machine stamp: the byte order
+_MRC_MX, _MRC_CELLA = 28, 40  # int32 MX and float32 CELLA x (Å) of the header
+
+
+def _plain_voxel_size(path: PathLike) -> float | None:
+    """``CELLA.x / MX`` (0 when MX is not positive) from the first 1024 bytes when they are a
+    plain MRC header (the MAP id and a known machine stamp), without mrcfile's slower checks
+    (the data are checked when they are read); None for anything else."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_MRC_HEADER)
+        order = mrcfile.utils.byte_order_from_machine_stamp(raw[_MRC_STAMP])
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(raw) < _MRC_HEADER or raw[_MRC_MAP_ID] != b"MAP":
+        return None
+    (mx,) = struct.unpack_from(order + "i", raw, _MRC_MX)
+    (length,) = struct.unpack_from(order + "f", raw, _MRC_CELLA)
+    return length / mx if mx > 0 else 0.0
+
+
+VOXEL_SIZE_TOLERANCE = 1e-3
+"""Voxel sizes closer than this fraction are the same (headers store them as float32)."""
+
+
+def group_voxel_sizes(sizes: Iterable[float | None]) -> dict[float, list[int]]:
+    """The indices of ``sizes`` under each different voxel size (the first of its kind; sizes
+    within :data:`VOXEL_SIZE_TOLERANCE` count as one), in order of first appearance; None
+    (no voxel size) is left out."""
+    groups: dict[float, list[int]] = {}
+    for i, size in enumerate(sizes):
+        if size is None:
+            continue
+        same = next((g for g in groups if abs(size - g) <= VOXEL_SIZE_TOLERANCE * g), size)
+        groups.setdefault(same, []).append(i)
+    return groups
+
+
+def common_voxel_size(paths: Iterable[PathLike]) -> float | None:
+    """The voxel size (Å) of every file that gives one, when they agree; None when none gives
+    one or they differ (see :func:`read_voxel_size`)."""
+    groups = group_voxel_sizes(read_voxel_size(p) for p in paths)
+    return next(iter(groups)) if len(groups) == 1 else None
 
 
 def _as_float32(path: PathLike, data: np.ndarray) -> np.ndarray:
