@@ -114,7 +114,8 @@ class Classification:
             "nuisance": self.nuisance.summary(),
             "cpca": {"neig": self.cpca.neig, "eigenvalues": self.cpca.eigenvalues.tolist(),
                      "sizes": np.bincount(self.cpca.labels).tolist(),
-                     "landmarks": None if self.landmarks is None else len(self.landmarks)},
+                     "landmarks": None if self.landmarks is None else len(self.landmarks),
+                     "noise_edge": None if self.cpca.noise is None else self.cpca.noise.summary()},
             "restarts": [{"seed": r.seed, "total_score": r.total_score, "sizes": r.sizes,
                           "start_agreement_with_cpca": r.start_agreement}
                          for r in self.restarts],

@@ -39,14 +39,31 @@ SPECTRUM = 60
 
 
 @dataclass
+class NoiseEdge:
+    """How ``neig="auto"`` chose: the Marchenko–Pastur ``edge`` and the leading ``spectrum``
+    (descending) compared with it, which is the correlation matrix's or, for a landmark
+    block, that of its landmark rows ``W`` (``of``)."""
+
+    edge: float
+    spectrum: np.ndarray
+    of: str
+
+    def summary(self) -> dict:
+        """Plain values for ``run.json``."""
+        return {"edge": self.edge, "spectrum": self.spectrum.tolist(), "of": self.of}
+
+
+@dataclass
 class CPCAResult:
     """Labels (0..nclass−1, numbered by first appearance), coefficients ``(N, neig)``,
-    the top eigenvalues (descending) and the ``neig`` used."""
+    the top eigenvalues (descending), the ``neig`` used and, when it was chosen
+    automatically, the ``noise`` edge it was chosen by."""
 
     labels: np.ndarray
     coefficients: np.ndarray
     eigenvalues: np.ndarray
     neig: int
+    noise: NoiseEdge | None = None
 
 
 BLOCK = 2048
@@ -166,13 +183,15 @@ def nystrom_eigenpairs(
     return values, _fix_signs(vectors)
 
 
-def noise_edge_neig(moments: tuple[int, float, float], eigenvalues: np.ndarray, nclass: int) -> int:
-    """How many leading eigenvalues stand above the noise: the bulk of the spectrum is
-    modelled as Marchenko–Pastur, its mean and variance matched to the eigenvalues not
-    counted as signal (from the ``moments`` ``(N, trace, squared Frobenius norm)``, so no
-    full decomposition is needed), and the signal count and the edge
-    ``mean·(1 + √(variance / mean²))²`` are refined until they agree. The dominant (mean)
-    eigenvalue always counts; the result is never below ``nclass``."""
+def noise_edge(
+    moments: tuple[int, float, float], eigenvalues: np.ndarray, nclass: int
+) -> tuple[int, float]:
+    """How many leading eigenvalues stand above the noise, and the edge they were counted
+    against: the bulk of the spectrum is modelled as Marchenko–Pastur, its mean and variance
+    matched to the eigenvalues not counted as signal (from the ``moments`` ``(N, trace,
+    squared Frobenius norm)``, so no full decomposition is needed), and the signal count and
+    the edge ``mean·(1 + √(variance / mean²))²`` are refined until they agree. The dominant
+    (mean) eigenvalue always counts; the count is never below ``nclass``."""
     values = np.asarray(eigenvalues, dtype=np.float64)
     n, trace, frobenius = moments
     signal = 1
@@ -186,7 +205,7 @@ def noise_edge_neig(moments: tuple[int, float, float], eigenvalues: np.ndarray, 
         if count == signal:
             break
         signal = count
-    return int(min(max(signal, nclass), len(values)))
+    return int(min(max(signal, nclass), len(values))), float(edge)
 
 
 def kmeans(points: np.ndarray, nclass: int, seed: int, restarts: int = RESTARTS) -> np.ndarray:
@@ -243,20 +262,23 @@ def cpca(
         # how many directions stand above the noise (the Nyström tail is not trustworthy).
         count = min(SPECTRUM, limit)
         top = eigh(inner, eigvals_only=True, subset_by_index=[len(inner) - count, len(inner) - 1])
-        neig = noise_edge_neig(matrix_moments(inner), top[::-1], nclass)
+        neig, edge = noise_edge(matrix_moments(inner), top[::-1], nclass)
+        noise = NoiseEdge(edge, top[::-1], "landmark block")
         values, vectors = eigenpairs(neig)
     elif neig == "auto":
         values, vectors = eigenpairs(min(SPECTRUM, limit - 1))
-        neig = noise_edge_neig(matrix_moments(matrix), values, nclass)
+        neig, edge = noise_edge(matrix_moments(matrix), values, nclass)
+        noise = NoiseEdge(edge, values, "correlation matrix")
         values, vectors = values[:neig], vectors[:, :neig]
     else:
+        noise = None
         if not isinstance(neig, (int, np.integer)) or not 1 <= neig <= limit:
             what = "half the landmarks" if landmark else "the particles"
             raise TomoclassError(f"neig must be 'auto' or within 1..{limit} ({what}), got {neig}")
         values, vectors = eigenpairs(int(neig))
     coefficients = vectors * np.sqrt(np.clip(values, 0, None))
     labels = kmeans(coefficients, nclass, seed)
-    return CPCAResult(labels, coefficients, values, len(values))
+    return CPCAResult(labels, coefficients, values, len(values), noise)
 
 
 LANDMARKS_ABOVE = 4000

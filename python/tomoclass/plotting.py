@@ -1,11 +1,14 @@
 """Pictures of a run, and one self-contained ``report.html`` to judge a classification by.
 
-``report(DIR)`` looks at whatever a tomoclass command left in ``DIR`` — ``run.json``,
-``eigenvalues.npy``/``coefficients.npy`` and the classified list (cpca),
-``correlation_matrix.npy`` (ccc), class averages (``*class_<k>.em``), a dendrogram PNG
-(merge, ``--oversample``), the per-iteration or per-round trace (mco-exmx, mco-ac) — and
-draws what it finds with matplotlib into ``DIR/report/``, then writes ``DIR/report.html``
-with the pictures embedded, so the page is one file that can be mailed or archived.
+``report(DIR)`` looks at whatever tomoclass commands left in ``DIR`` and finds the runs in
+it: the run of ``run.json`` (cpca, classify, mco-exmx, mco-ac; with the folder's
+``eigenvalues.npy``/``coefficients.npy``, ``correlation_matrix.npy``, ``scores.csv`` and its
+``merge_dendrogram.png``), every merge (``PREFIX_merge.json`` beside ``PREFIX.xml``,
+``PREFIX_class_<k>.em`` and ``PREFIX_dendrogram.png``) and every ``tomoclass average``
+(``PREFIX_resolution.json`` beside ``PREFIX_<k>.em``). Each run gets its own section: a
+table of its classes with their sizes (counted in its classified list) and resolution,
+then its pictures, drawn with matplotlib into ``DIR/report/``. ``DIR/report.html`` embeds
+the pictures, so the page is one file that can be mailed or archived.
 """
 
 from __future__ import annotations
@@ -16,13 +19,45 @@ import io
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tomoclass.errors import TomoclassError
 
-AVERAGE = re.compile(r"(?:^|_)class_(?P<label>[^_]+)\.(?:em|mrc)$")
+LISTS = (".xml", ".star", ".tbl")
+"""Extensions of the particle lists tomoclass writes."""
+
+FOLDER_FILES = ("eigenvalues.npy", "coefficients.npy", "correlation_matrix.npy", "scores.csv")
+"""Files that belong to the run of the folder's ``run.json`` (or to the folder, without one)."""
+
+UNCLASSIFIED = "none"
+"""Class name shown for particles without a class (as ``tomoclass split`` names them)."""
+
+
+@dataclass
+class Run:
+    """One command's result in a report's folder.
+
+    ``title`` names the command and its classified list; ``record`` is what the command
+    wrote about the run (``run.json``, ``PREFIX_merge.json`` or ``PREFIX_resolution.json``);
+    ``labels`` the class of every particle in the classified list (None without a list);
+    ``sizes`` the particles per class (in class order), counted in or read from the file
+    ``source`` (the list, else the record); ``averages`` the average file of
+    each class found; ``resolution`` the FSC record of the averages; ``dendrogram`` the
+    merge's picture; ``main``: the run of ``run.json``, which owns the folder's other files.
+    """
+
+    title: str
+    record: dict
+    labels: np.ndarray | None
+    sizes: dict[str, int]
+    source: str
+    averages: dict[str, Path]
+    resolution: dict | None
+    dendrogram: Path | None = None
+    main: bool = False
 
 
 def _pyplot():
@@ -41,108 +76,328 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _run_info(folder: Path) -> dict:
-    path = folder / "run.json"
-    if not path.exists():
-        return {}
+def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise TomoclassError(f"{path}: not readable as JSON ({exc})") from None
 
 
-def _classified_labels(folder: Path, run: dict) -> np.ndarray | None:
+def _label_key(label: str) -> tuple[int, int, str]:
+    """Sort key of class names: whole numbers in numeric order, then the rest by name."""
+    return (0, int(label), "") if label.isdigit() else (1, 0, label)
+
+
+def _located(folder: Path, recorded: str) -> Path:
+    """A path recorded in a run's JSON, or the same name in ``folder`` when the recorded
+    path's folder is gone (the output was moved)."""
+    path = Path(recorded)
+    return path if path.parent.is_dir() else folder / path.name
+
+
+def _list_labels(path: Path | None) -> np.ndarray | None:
+    """The class of every particle of the list at ``path`` (None if there is no such file)."""
     from tomoclass.io import read_particle_list
 
-    candidates = [folder / f"classifiedParticles{ext}" for ext in (".xml", ".star", ".tbl")]
-    output = run.get("parameters", {}).get("output")
-    if output:
-        candidates.insert(0, Path(output))
-    for path in candidates:
-        if path.is_file():
-            names = read_particle_list(path).class_names()
-            return np.array(["" if n is None else n for n in names])
-    return None
+    if path is None or not path.is_file():
+        return None
+    names = read_particle_list(path).class_names()
+    return np.array([UNCLASSIFIED if n is None else n for n in names])
 
 
-def eigenvalue_figure(values: np.ndarray) -> bytes:
+def _sizes(labels: np.ndarray | None, record: dict, resolution: dict | None) -> dict[str, int]:
+    """Particles per class, counted in the classified list when there is one, else as the
+    record says (its class sizes, or the particles of its resolution record)."""
+    if labels is not None:
+        names, counts = np.unique(labels, return_counts=True)
+        found = dict(zip(names.tolist(), counts.tolist(), strict=True))
+    elif record.get("class_sizes"):
+        found = record["class_sizes"]
+    elif resolution:
+        found = {k: c["particles"] for k, c in resolution["classes"].items()}
+    else:
+        found = {}
+    return {k: int(found[k]) for k in sorted(found, key=_label_key)}
+
+
+def _averages(prefix: Path, labels: list[str]) -> dict[str, Path]:
+    """The class averages ``PREFIX_<label>.em`` (or ``.mrc``) that exist."""
+    found = {}
+    for label in labels:
+        for ext in (".em", ".mrc"):
+            path = Path(f"{prefix}_{label}{ext}")
+            if path.is_file():
+                found[label] = path
+                break
+    return found
+
+
+def _run(
+    title: str,
+    record: tuple[str, dict],
+    listed: Path | None,
+    prefix: Path,
+    dendrogram: Path | None = None,
+    main: bool = False,
+) -> Run:
+    """A run from its record (file name and content), classified list, prefix of class
+    averages and dendrogram (None if it is not there)."""
+    recorded, content = record
+    labels = _list_labels(listed)
+    resolution = content.get("resolution")
+    sizes = _sizes(labels, content, resolution)
+    source = recorded if labels is None else listed.name
+    picture = dendrogram if dendrogram is not None and dendrogram.is_file() else None
+    return Run(title, content, labels, sizes, source, _averages(prefix, list(sizes)),
+               resolution, picture, main)  # fmt: skip
+
+
+def _main_run(folder: Path, info: dict) -> Run:
+    """The run of ``run.json`` (cpca, classify, mco-*), or the folder's files without one.
+
+    cpca records its list and the prefix of its averages; classify and mco-* write
+    ``classifiedParticles.<ext>`` and ``class_<k>.em`` into their folder."""
+    params = info.get("parameters", {})
+    command = info.get("command", "output")
+    listed = _located(folder, params["output"]) if command == "cpca" else None
+    if listed is None or not listed.is_file():
+        listed = next((p for p in (folder / f"classifiedParticles{e}" for e in LISTS)
+                       if p.is_file()), None)  # fmt: skip
+    if command == "cpca":
+        recorded = params.get("average") or f"{Path(params['output']).with_suffix('')}_class"
+        prefix = _located(folder, recorded)
+    else:
+        prefix = folder / "class"
+    oversampled = info.get("oversample", {}).get("factor", 1) > 1
+    dendrogram = folder / "merge_dendrogram.png" if oversampled else None
+    title = command if listed is None else f"{command} → {listed.name}"
+    return _run(title, ("run.json", info), listed, prefix, dendrogram, main=True)
+
+
+def _merge_run(path: Path) -> Run:
+    """The run of ``tomoclass merge -o PREFIX.<ext>``, from its ``PREFIX_merge.json``."""
+    stem = path.parent / path.name.removesuffix("_merge.json")
+    listed = next((p for p in (Path(f"{stem}{e}") for e in LISTS) if p.is_file()), None)
+    record = _read_json(path)
+    mapping = record.get("mapping", {})
+    merged = f"{len(mapping)} classes into {len(set(mapping.values()))}"
+    title = f"merge → {listed.name if listed else stem.name} ({merged})"
+    prefix, dendrogram = Path(f"{stem}_class"), Path(f"{stem}_dendrogram.png")
+    return _run(title, (path.name, record), listed, prefix, dendrogram)
+
+
+def _average_run(path: Path) -> Run:
+    """The run of ``tomoclass average -o PREFIX``, from its ``PREFIX_resolution.json``."""
+    stem = path.parent / path.name.removesuffix("_resolution.json")
+    record = _read_json(path)
+    return _run(f"average → {stem.name}_<k>", (path.name, {"resolution": record}), None, stem)
+
+
+def find_runs(folder: Path) -> list[Run]:
+    """Every run whose output is in ``folder``: that of ``run.json`` first, then the
+    merges and averages by name."""
+    info = _read_json(folder / "run.json") if (folder / "run.json").exists() else {}
+    runs = []
+    if info or any((folder / name).exists() for name in FOLDER_FILES):
+        runs.append(_main_run(folder, info))
+    runs += [_merge_run(p) for p in sorted(folder.glob("*_merge.json"))]
+    runs += [_average_run(p) for p in sorted(folder.glob("*_resolution.json"))]
+    return runs
+
+
+def _resolution_text(resolution: dict | None, label: str) -> str:
+    """Where the FSC of a class average falls below 0.143, or a dash."""
+    c = (resolution or {}).get("classes", {}).get(label)
+    if c is None or c["fourier_voxels"] is None:
+        return "—"
+    if c["angstrom"] is not None:
+        return f"{c['angstrom']:.1f} Å"
+    return f"{c['fourier_voxels']:.1f} Fourier voxels"
+
+
+def sizes_table(run: Run) -> str:
+    """The run's classes as an HTML table: class, particles, share, the classes a merge
+    joined, and the resolution of the average."""
+    mapping = run.record.get("mapping")
+    joined = {}
+    for old, new in (mapping or {}).items():
+        joined.setdefault(new, []).append(old)
+    total = sum(run.sizes.values())
+    head = ["class", "particles", "share"] + (["merged from"] if mapping else [])
+    head.append("resolution (FSC 0.143)")
+    rows = []
+    for label, count in run.sizes.items():
+        cells = [label, str(count), f"{100 * count / max(total, 1):.1f} %"]
+        if mapping:
+            cells.append(", ".join(sorted(joined.get(label, []), key=_label_key)))
+        cells.append(_resolution_text(run.resolution, label))
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    how = "counted in" if run.labels is not None else "as recorded in"
+    caption = f"{len(run.sizes)} classes, {total} particles ({how} {run.source})"
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return (f"<table class='sizes'><caption>{html.escape(caption)}</caption>"
+            f"<tr>{header}</tr>{''.join(rows)}</table>")  # fmt: skip
+
+
+def _log_axis(axes, shown: np.ndarray) -> None:
+    """A log y axis for the values ``shown``, ticks as plain numbers (1, 2, 5 per decade;
+    every digit within 1.5 decades); symmetric-log when values reach zero or below (a
+    noise bulk around zero), linear only below the smallest nonzero magnitude."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    if shown.min() <= 0:
+        axes.set_yscale("symlog", linthresh=max(np.abs(shown[shown != 0]).min(), 1e-9))
+        return
+    axes.set_yscale("log")
+    subs = (1.0, 2.0, 5.0) if np.log10(shown.max() / shown.min()) > 1.5 else np.arange(1.0, 10.0)
+    axes.yaxis.set_major_locator(LogLocator(subs=subs))
+    axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+
+
+def eigenvalue_figure(values: np.ndarray, noise: dict | None) -> bytes:
+    """The eigenvalues used by rank and, when ``-e auto`` chose how many, the spectrum it
+    judged with its Marchenko–Pastur noise edge, on a log axis (symmetric-log when the noise
+    bulk reaches below zero) so that the dominant eigenvalue and the bulk are both readable."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6, 3.2))
-    ranks = np.arange(1, len(values) + 1)
-    axes.semilogy(ranks, np.clip(values, 1e-12, None), "o-", ms=4)
-    axes.set_xlabel("eigenvector")
-    axes.set_ylabel("eigenvalue")
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    spectrum = np.empty(0) if noise is None else np.asarray(noise["spectrum"])
+    used = f"used: {len(values)} eigenvectors"
+    if noise is not None:
+        landmark = noise["of"] == "landmark block"
+        judged = "of the landmark block W, judged by -e auto" if landmark else "examined by -e auto"
+        axes.plot(np.arange(1, len(spectrum) + 1), spectrum, "o", ms=4, mfc="none",
+                  color="grey", label=f"eigenvalues {judged}")  # fmt: skip
+        axes.axhline(noise["edge"], color="C3", ls="--", lw=1,
+                     label=f"noise edge of the {noise['of']}: {noise['edge']:.3g}")  # fmt: skip
+        above = int(np.sum(spectrum > noise["edge"]))
+        if above < len(values):
+            used += f" ({above} above the edge, at least NCLASS)"
+    axes.plot(np.arange(1, len(values) + 1), values, "o-", ms=4, color="C0", label=used)
+    _log_axis(axes, np.concatenate([values, spectrum]))
+    axes.set_xlabel("rank of the eigenvalue")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel("eigenvalue (CCC, dimensionless)")
     axes.set_title("eigenvalue spectrum of the CCC matrix")
+    axes.legend(fontsize=8)
     figure.tight_layout()
     return _png(figure)
 
 
 def scatter_figure(coefficients: np.ndarray, labels: np.ndarray | None) -> bytes:
+    """The particles' first CPCA coefficients (1 against 2, 2 against 3), by class."""
     plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(9, 4))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     pairs = [(0, 1), (1, 2)] if coefficients.shape[1] > 2 else [(0, 1), (0, 1)]
-    classes = [""] if labels is None else sorted(set(labels), key=str)
+    classes = [None] if labels is None else sorted(set(labels.tolist()), key=_label_key)
     for ax, (a, b) in zip(axes, pairs, strict=True):
         for name in classes:
-            chosen = slice(None) if labels is None else labels == name
-            ax.scatter(coefficients[chosen, a], coefficients[chosen, b], s=8, label=name or None)
-        ax.set_xlabel(f"coefficient {a + 1}")
-        ax.set_ylabel(f"coefficient {b + 1}")
-    if labels is not None:
-        axes[1].legend(title="class", fontsize=8)
+            chosen = slice(None) if name is None else labels == name
+            label = "all particles" if name is None else f"{name} ({int(np.sum(chosen))})"
+            ax.scatter(coefficients[chosen, a], coefficients[chosen, b], s=8, label=label)
+        ax.set_xlabel(f"coefficient {a + 1} (√λ·u, dimensionless)")
+        ax.set_ylabel(f"coefficient {b + 1} (√λ·u, dimensionless)")
+    title = "particles" if labels is None else "class (particles)"
+    axes[1].legend(title=title, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.suptitle("CPCA coefficients, coloured by class")
     figure.tight_layout()
     return _png(figure)
 
 
 def heatmap_figure(matrix: np.ndarray, labels: np.ndarray | None) -> bytes:
+    """The CCC matrix with the particles grouped by class, classes named along the axes."""
     plt = _pyplot()
     order = np.arange(len(matrix)) if labels is None else np.argsort(labels, kind="stable")
-    figure, axes = plt.subplots(figsize=(5.5, 4.8))
+    figure, axes = plt.subplots(figsize=(6, 5))
     shown = matrix[np.ix_(order, order)]
     off = shown[~np.eye(len(shown), dtype=bool)]
     image = axes.imshow(shown, cmap="viridis", vmin=np.percentile(off, 1),
                         vmax=np.percentile(off, 99), interpolation="nearest")  # fmt: skip
-    figure.colorbar(image, ax=axes, label="CCC")
+    figure.colorbar(image, ax=axes, label="CCC (dimensionless)")
+    what = "particle (list order)"
     if labels is not None:
         ordered = labels[order]
-        for edge in np.flatnonzero(ordered[1:] != ordered[:-1]) + 0.5:
+        edges = np.flatnonzero(ordered[1:] != ordered[:-1]) + 0.5
+        for edge in edges:
             axes.axhline(edge, color="white", lw=0.6)
             axes.axvline(edge, color="white", lw=0.6)
+        bounds = np.concatenate([[-0.5], edges, [len(ordered) - 0.5]])
+        centres, names = (bounds[:-1] + bounds[1:]) / 2, ordered[(bounds[:-1] + 0.5).astype(int)]
+        axes.set_xticks(centres, names.tolist(), fontsize=7)
+        axes.set_yticks(centres, names.tolist(), fontsize=7)
+        what = "class (white lines between classes)"
+    axes.set_xlabel(what, fontsize=8)
+    axes.set_ylabel(what, fontsize=8)
     axes.set_title("CCC matrix, particles ordered by class")
     figure.tight_layout()
     return _png(figure)
 
 
-def averages_figure(averages: list[tuple[str, np.ndarray, int | None]]) -> bytes:
+def _volume_grid(count: int) -> tuple[int, int]:
+    """Rows and class columns of the averages figure: one column up to 4 classes, else two
+    (so that 8–12 classes stay a readable page high)."""
+    columns = 1 if count <= 4 else 2
+    return -(-count // columns), columns
+
+
+def averages_figure(averages: dict[str, Path], sizes: dict[str, int], voxel: float | None) -> bytes:
+    """Central xy, xz and yz slices of every class average, each class labelled with its
+    size; the slice planes head the columns once, the box's size (Å when ``voxel`` is
+    known) is in the title. Margins are fixed in inches, so nothing overlaps at any count."""
+    from tomoclass.io import read_volume
+
     plt = _pyplot()
-    figure, axes = plt.subplots(len(averages), 3, figsize=(7, 2.3 * len(averages)),
-                                squeeze=False)  # fmt: skip
-    for row, (label, volume, count) in zip(axes, averages, strict=True):
-        c = volume.shape[0] // 2
-        views = {"xy (z = c)": volume[c], "xz (y = c)": volume[:, c], "yz (x = c)": volume[:, :, c]}
-        for ax, (name, image) in zip(row, views.items(), strict=True):
+    rows, columns = _volume_grid(len(averages))
+    side, gap, left, top = 1.2, 0.45, 0.5, 0.75  # inches: image, between groups, margins
+    width, height = left + columns * 3 * side + (columns - 1) * gap + 0.1, rows * side + top
+    figure = plt.figure(figsize=(width, height))
+    ratios = ([side] * 3 + [gap] * 1) * columns
+    grid = figure.add_gridspec(rows, len(ratios) - 1, width_ratios=ratios[:-1], wspace=0.05,
+                               hspace=0.12, left=left / width, right=1 - 0.1 / width,
+                               bottom=0.05 / height, top=1 - top / height)  # fmt: skip
+    views = ("xy (z = centre)", "xz (y = centre)", "yz (x = centre)")
+    for k, (label, path) in enumerate(averages.items()):
+        volume = read_volume(path)
+        box, c = volume.shape[0], volume.shape[0] // 2
+        row, first = k % rows, 4 * (k // rows)
+        for j, image in enumerate((volume[c], volume[:, c], volume[:, :, c])):
+            ax = figure.add_subplot(grid[row, first + j])
             ax.imshow(image, cmap="gray", origin="lower")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(name, fontsize=8)
-        size = "" if count is None else f", {count} particles"
-        row[0].set_ylabel(f"class {label}{size}")
-    figure.suptitle("central slices of the class averages")
-    figure.tight_layout()
+            if row == 0:
+                ax.set_title(views[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"class {label}\n{sizes[label]} particles", fontsize=8)
+    extent = f"{box} voxels" + ("" if voxel is None else f" = {box * voxel:.0f} Å")
+    figure.suptitle(f"central slices of the class averages\n(box {extent}; grey: density, "
+                    "white high)", fontsize=9, y=1 - 0.05 / height, va="top")  # fmt: skip
     return _png(figure)
 
 
 def margin_figure(margins: np.ndarray, labels: np.ndarray) -> bytes:
     """Per class, the distribution of the particles' margins (best − second score)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
-    classes = sorted(set(labels), key=str)
-    figure, axes = plt.subplots(figsize=(max(5.5, 0.8 * len(classes) + 2), 3.2))
+    classes = sorted(set(labels.tolist()), key=_label_key)
+    figure, axes = plt.subplots(figsize=(max(6.5, 0.8 * len(classes) + 3.5), 3.4))
     axes.boxplot([margins[labels == c] for c in classes], showfliers=False)
-    axes.set_xticks(range(1, len(classes) + 1), [str(c) for c in classes])
-    axes.set_xlabel("class")
-    axes.set_ylabel("margin (best − second score)")
+    names = [f"{c}\n({int(np.sum(labels == c))})" for c in classes]
+    axes.set_xticks(range(1, len(classes) + 1), names, fontsize=8)
+    axes.set_xlabel("class (particles)")
+    axes.set_ylabel("margin (CCC, dimensionless)")
     axes.set_title("how surely each particle belongs to its class")
+    keys = [
+        Line2D([], [], color="C1", label="median"),
+        Patch(facecolor="none", edgecolor="black", label="middle half (quartiles)"),
+        Line2D([], [], color="black", label="whiskers: 1.5 × box, outliers hidden"),
+    ]
+    axes.legend(handles=keys, fontsize=7, title="margin = best − second score",
+                title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # fmt: skip
     figure.tight_layout()
     return _png(figure)
 
@@ -151,9 +406,9 @@ def fsc_figure(record: dict) -> bytes:
     """Every class's half-set FSC against spatial frequency (1/Å when the voxel size is
     known, else Fourier voxels), with the 0.143 threshold."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6, 3.6))
+    figure, axes = plt.subplots(figsize=(8, 3.8))
     voxel = record.get("voxel_size")
-    for label, c in record["classes"].items():
+    for label, c in sorted(record["classes"].items(), key=lambda item: _label_key(item[0])):
         if c["fsc"] is None:
             continue
         shells = np.arange(len(c["fsc"]))
@@ -163,26 +418,12 @@ def fsc_figure(record: dict) -> bytes:
         axes.plot(x, c["fsc"], "-", lw=1.2, label=f"class {label} (n={c['particles']}): {where}")
     axes.axhline(record["threshold"], color="grey", lw=0.8, ls="--", label="0.143")
     axes.set_xlabel("spatial frequency (1/Å)" if voxel else "shell (Fourier voxels)")
-    axes.set_ylabel("FSC of the half-sets")
+    axes.set_ylabel("FSC of the half-sets (dimensionless)")
     axes.set_ylim(-0.1, 1.05)
     axes.set_title("resolution of each class average")
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
     return _png(figure)
-
-
-def _resolution(folder: Path, run: dict) -> dict | None:
-    """The resolution record of ``run.json``, or of the one ``*_resolution.json`` that
-    ``tomoclass average`` wrote here."""
-    if run.get("resolution"):
-        return run["resolution"]
-    found = sorted(folder.glob("*_resolution.json"))
-    if len(found) != 1:
-        return None
-    try:
-        return json.loads(found[0].read_text())
-    except (OSError, ValueError) as exc:
-        raise TomoclassError(f"{found[0]}: not readable as JSON ({exc})") from None
 
 
 def class_count_figure(count: dict) -> bytes:
@@ -198,7 +439,7 @@ def class_count_figure(count: dict) -> bytes:
     axes.set_xticks(k)
     axes.set_ylim(min(0.0, axes.get_ylim()[0]), 1.05)
     axes.set_xlabel("number of classes")
-    axes.set_ylabel("ARI")
+    axes.set_ylabel("adjusted Rand index (dimensionless)")
     axes.set_title("how many classes the data support")
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -206,7 +447,8 @@ def class_count_figure(count: dict) -> bytes:
 
 
 def _margins(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """Margins and classes of ``scores.csv`` (written by ``classify``), if there."""
+    """Margins and classes of ``scores.csv`` (written by ``classify`` and ``mco-*``), if
+    there."""
     import csv
 
     path = folder / "scores.csv"
@@ -221,97 +463,121 @@ def _margins(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return margins, np.array([r["class"] for r in rows])
 
 
-def trace_figure(trace: list[dict]) -> bytes:
+def trace_figure(trace: list[dict], temperature: str | None = None) -> bytes:
+    """Total score, changes and occupancy per iteration (mco-exmx) or round (mco-ac, with
+    the temperature: ``sigma`` × the spread of the scores, else in score units)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     steps = [e for e in trace if isinstance(e.get("round", e.get("iteration")), int)]
     key = "round" if steps and "round" in steps[0] else "iteration"
     x = [e[key] for e in steps]
     annealing = key == "round"
     panels = 4 if annealing else 3
-    figure, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3))
-    axes[0].plot(x, [e["total_score"] for e in steps], "o-", ms=3)
-    axes[0].set_title("total score")
-    axes[1].plot(x, [e["changes"] for e in steps], "o-", ms=3)
-    axes[1].set_title("changes")
+    figure, axes = plt.subplots(1, panels, figsize=(3.4 * panels + 1.2, 3.2))
+    axes[0].plot(x, [e["total_score"] for e in steps], "o-", ms=3, label="Σ own-class CCC")
+    axes[0].set_ylabel("total score (Σ CCC)")
+    axes[1].plot(x, [e["changes"] for e in steps], "o-", ms=3, label="moved")
+    axes[1].set_ylabel("particles changing class")
     occupancy = np.array([e["occupancy"] for e in steps])
-    axes[2].stackplot(x, occupancy.T)
-    axes[2].set_title("occupancy per class")
+    axes[2].stackplot(x, occupancy.T, labels=[f"class {k}" for k in range(occupancy.shape[1])])
+    axes[2].set_ylabel("particles per class (stacked)")
     if annealing:
-        axes[3].plot(x, [e["temperature"] for e in steps], "o-", ms=3)
-        axes[3].set_title("temperature")
+        scale = "× score spread" if temperature == "sigma" else "score units"
+        axes[3].plot(x, [e["temperature"] for e in steps], "o-", ms=3, label="temperature")
+        axes[3].set_ylabel(f"temperature ({scale})")
     for ax in axes:
         ax.set_xlabel(key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax is not axes[2]:
+            ax.legend(fontsize=7)
+    axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    figure.suptitle(f"{'MCO-AC' if annealing else 'MCO-EXMX'} per {key}")
     figure.tight_layout()
     return _png(figure)
 
 
-def _averages(folder: Path, run: dict) -> list[tuple[str, np.ndarray, int | None]]:
-    from tomoclass.io import read_volume
+def _figures(folder: Path, run: Run) -> list[tuple[str, bytes]]:
+    """The pictures of one run: the folder's CPCA and correlation files and traces for the
+    run of ``run.json``; averages, resolution and dendrogram for every run."""
+    record, labels, figures = run.record, run.labels, []
+    if run.main and (folder / "eigenvalues.npy").exists():
+        noise = record.get("noise_edge") or record.get("cpca", {}).get("noise_edge")
+        figures.append(("Eigenvalues", eigenvalue_figure(np.load(folder / "eigenvalues.npy"),
+                                                         noise)))  # fmt: skip
+    if run.main and (folder / "coefficients.npy").exists():
+        coefficients = np.load(folder / "coefficients.npy")
+        usable = labels if labels is not None and len(labels) == len(coefficients) else None
+        figures.append(("Coefficients", scatter_figure(coefficients, usable)))
+    if run.main and (folder / "correlation_matrix.npy").exists():
+        matrix = np.load(folder / "correlation_matrix.npy")
+        usable = labels if labels is not None and len(labels) == len(matrix) else None
+        figures.append(("CCC matrix", heatmap_figure(matrix, usable)))
+    if run.averages:
+        voxel = (run.resolution or {}).get("voxel_size")
+        figures.append(("Class averages", averages_figure(run.averages, run.sizes, voxel)))
+    if run.resolution and run.resolution.get("classes"):
+        figures.append(("Resolution", fsc_figure(run.resolution)))
+    if record.get("class_count"):
+        figures.append(("Number of classes", class_count_figure(record["class_count"])))
+    margins = _margins(folder) if run.main else None
+    if margins is not None:
+        figures.append(("Margins", margin_figure(*margins)))
+    if run.dendrogram is not None:
+        figures.append((f"Dendrogram ({run.dendrogram.name})", run.dendrogram.read_bytes()))
+    if record.get("trace"):
+        temperature = record.get("parameters", {}).get("temperature")
+        figures.append(("Trace", trace_figure(record["trace"], temperature)))
+    return figures
 
-    sizes = run.get("class_sizes", {})
-    found = []
-    for path in sorted(folder.iterdir()):
-        match = AVERAGE.search(path.name)
-        if match and "wedgesum" not in path.name:
-            label = match.group("label")
-            found.append((label, read_volume(path), sizes.get(label)))
-    return found
+
+TABLED = ("parameters", "trace", "ccc_between_averages", "resolution", "class_sizes",
+          "noise_edge")  # fmt: skip
+"""Keys of ``run.json`` shown as pictures or tables of their own, not in the parameters."""
 
 
 def _table(run: dict) -> str:
+    """The parameters and other plain values of ``run.json`` as an HTML table."""
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>"
-        for k, v in {**run.get("parameters", {}), **{k: run[k] for k in run
-                     if k not in ("parameters", "trace", "ccc_between_averages")}}.items()
+        for k, v in {**run.get("parameters", {}),
+                     **{k: run[k] for k in run if k not in TABLED}}.items()
     )  # fmt: skip
     return f"<table>{rows}</table>"
 
 
+def _slug(text: str) -> str:
+    """``text`` as a file name: lower-case letters and digits joined by ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _section(folder: Path, number: int, run: Run) -> str:
+    """One run's part of the page; its pictures are also written to ``folder/report``."""
+    parts = [f"<h2>{html.escape(run.title)}</h2>"]
+    if run.sizes:
+        parts.append(sizes_table(run))
+    for title, png in _figures(folder, run):
+        name = f"{number}_{_slug(run.title.split(' (')[0])}_{_slug(title.split(' (')[0])}.png"
+        (folder / "report" / name).write_bytes(png)
+        data = base64.b64encode(png).decode()
+        parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' "
+                     f"src='data:image/png;base64,{data}'>")  # fmt: skip
+    if run.main and run.record:
+        parts.append(f"<h3>Parameters (run.json)</h3>{_table(run.record)}")
+    return f"<section data-run='{html.escape(run.title)}'>{''.join(parts)}</section>"
+
+
 def report(directory: str | os.PathLike) -> Path:
-    """Draw the pictures of the run in ``directory`` and write ``report.html``; returns it."""
+    """Draw the pictures of every run in ``directory`` and write ``report.html``, one
+    section per run; returns the page."""
     folder = Path(directory)
     if not folder.is_dir():
         raise TomoclassError(f"{folder}: not a folder")
-    run = _run_info(folder)
-    labels = _classified_labels(folder, run)
-    figures: list[tuple[str, bytes]] = []
-    if (folder / "eigenvalues.npy").exists():
-        figures.append(("Eigenvalues", eigenvalue_figure(np.load(folder / "eigenvalues.npy"))))
-    if (folder / "coefficients.npy").exists():
-        coefficients = np.load(folder / "coefficients.npy")
-        figures.append(("Coefficients", scatter_figure(coefficients, labels)))
-    if (folder / "correlation_matrix.npy").exists():
-        matrix = np.load(folder / "correlation_matrix.npy")
-        usable = labels if labels is not None and len(labels) == len(matrix) else None
-        figures.append(("CCC matrix", heatmap_figure(matrix, usable)))
-    averages = _averages(folder, run)
-    if averages:
-        figures.append(("Class averages", averages_figure(averages)))
-    resolution = _resolution(folder, run)
-    if resolution is not None:
-        figures.append(("Resolution", fsc_figure(resolution)))
-    if run.get("class_count"):
-        figures.append(("Number of classes", class_count_figure(run["class_count"])))
-    margins = _margins(folder)
-    if margins is not None:
-        figures.append(("Margins", margin_figure(*margins)))
-    for picture in sorted(folder.glob("*dendrogram.png")):
-        figures.append((f"Dendrogram ({picture.name})", picture.read_bytes()))
-    if run.get("trace"):
-        figures.append(("Trace", trace_figure(run["trace"])))
-    if not figures and not run:
+    runs = find_runs(folder)
+    if not runs:
         raise TomoclassError(f"{folder}: no tomoclass output found to report on")
-    pictures = folder / "report"
-    pictures.mkdir(exist_ok=True)
-    sections = []
-    for k, (title, png) in enumerate(figures):
-        name = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
-        (pictures / f"{k:02d}_{name}.png").write_bytes(png)
-        data = base64.b64encode(png).decode()
-        sections.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
-                        f"src='data:image/png;base64,{data}'>")  # fmt: skip
-    if run:
-        sections.append(f"<h2>Parameters (run.json)</h2>{_table(run)}")
+    (folder / "report").mkdir(exist_ok=True)
+    sections = [_section(folder, k, run) for k, run in enumerate(runs)]
     page = _PAGE.format(title=html.escape(f"tomoclass report: {folder.name}"),
                         body="\n".join(sections))  # fmt: skip
     out = folder / "report.html"
@@ -322,7 +588,9 @@ def report(directory: str | os.PathLike) -> Path:
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}img{{max-width:100%}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}
+table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;
+text-align:left}}caption{{text-align:left;font-style:italic}}
+section{{border-top:2px solid #888;margin-top:2em}}
 </style></head>
 <body><h1>{title}</h1>
 {body}

@@ -232,17 +232,21 @@ def _run_report(args: argparse.Namespace) -> None:
 def add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="pictures and one HTML page of a run's output folder",
+        help="pictures and one HTML page of the runs in an output folder",
         formatter_class=Formatter,
         description=(
-            "Draw what a tomoclass command left in DIR: eigenvalue spectrum, coefficient\n"
-            "scatter by class, CCC matrix ordered by class, central slices of the class\n"
-            "averages with their sizes, dendrograms, the iteration/annealing trace and the\n"
-            "parameters of run.json. Writes DIR/report/*.png and a self-contained\n"
-            "DIR/report.html.\n\nexample:\n  tomoclass report mco"
+            "Draw what tomoclass commands left in DIR, one section per run: the run of\n"
+            "run.json (cpca, classify, mco-*), each merge (OUT_merge.json) and each average\n"
+            "(PREFIX_resolution.json). Each section has a table of the run's classes with\n"
+            "their sizes (counted in its classified list) and resolution, then its pictures:\n"
+            "eigenvalue spectrum with the noise edge of -e auto, coefficient scatter and CCC\n"
+            "matrix by class, central slices of the class averages, FSC curves, margins,\n"
+            "dendrograms, the iteration/annealing trace and the parameters of run.json.\n"
+            "Writes DIR/report/*.png and a self-contained DIR/report.html.\n\n"
+            "example:\n  tomoclass report mco"
         ),
     )
-    p.add_argument("directory", type=Path, help="output folder of a tomoclass command")
+    p.add_argument("directory", type=Path, help="output folder of tomoclass commands")
     p.set_defaults(run=_run_report)
 
 
