@@ -541,11 +541,19 @@ def test_cli_bad_input_in_a_subprocess_has_no_traceback(sim_list, tmp_path):
     assert not (out / "correlation_matrix.npy").exists()
 
 
-def test_cli_refuses_a_missing_output_folder(sim_list, tmp_path, capsys):
-    missing = tmp_path / "nowhere"
-    assert main(_ccc_args(sim_list, missing, "-f", "4")) == 2
-    assert str(missing) in capsys.readouterr().err
-    assert not missing.exists()
+def test_cli_makes_a_missing_output_folder_only_when_it_writes(sim_list, tmp_path, capsys):
+    """-o DIR is made (with missing folders above it) for the results; bad input makes none,
+    and a file in the way is an error naming it."""
+    missing = tmp_path / "new" / "deeper"
+    assert main(_ccc_args(sim_list, missing, "-f", "0")) == 2  # bad lowpass
+    assert not (tmp_path / "new").exists()
+    assert main(_ccc_args(sim_list, missing, "-f", "4")) == 0
+    assert (missing / "correlation_matrix.npy").is_file()
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    capsys.readouterr()
+    assert main(_ccc_args(sim_list, blocked / "out", "-f", "4")) == 2
+    assert f"{blocked}: is a file" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
-import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tomoclass import _core
+from tomoclass.checkpoint import Checkpoint
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
 from tomoclass.fourier import band_mask
@@ -52,57 +51,12 @@ def tile_grid(n: int, tile: int = TILE) -> list[Tile]:
     return [(r0, r1, c0, c1) for i, (r0, r1) in enumerate(spans) for (c0, c1) in spans[i:]]
 
 
-class Checkpoint:
-    """Finished tiles as ``.npy`` files in a folder, tied to the run's parameters.
-
-    The folder is made with the first finished tile, so a run that fails early leaves
-    nothing behind. Rank 0 checks (when resuming) or clears (otherwise) an earlier folder
-    while the others wait; then every rank saves and loads only its own tiles.
-    """
-
-    def __init__(self, folder: Path, params: dict, resume: bool, comm) -> None:
-        self.folder = folder
-        self.params = params
-        self.stamp = folder / "params.json"
-        problem = None
-        if comm.rank == 0:
-            if not resume:
-                shutil.rmtree(folder, ignore_errors=True)
-            elif self.stamp.exists() and json.loads(self.stamp.read_text()) != params:
-                problem = (
-                    f"{folder}: checkpoint of a run with other parameters; run without --resume"
-                )
-        problem = comm.bcast(problem, root=0)
-        if problem:
-            raise TomoclassError(problem)
-
-    def _path(self, t: Tile) -> Path:
-        return self.folder / f"tile_{t[0]}_{t[2]}.npy"
-
-    def load(self, t: Tile) -> np.ndarray | None:
-        path = self._path(t)
-        if not path.exists():
-            return None
-        block = np.load(path)
-        return block if block.shape == (t[1] - t[0], t[3] - t[2]) else None
-
-    def save(self, t: Tile, block: np.ndarray) -> None:
-        if not self.stamp.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with atomic_output(self.stamp) as tmp:
-                Path(tmp).write_text(json.dumps(self.params))
-        save_npy(self._path(t), block)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+def _tile_name(t: Tile) -> str:
+    return f"tile_{t[0]}_{t[2]}"
 
 
-def _run_params(prep: Preprocessing, tile: int) -> dict:
-    """What a checkpoint's tiles depend on, to refuse resuming a run with other inputs."""
-    band = prep.band
-    return {"n": len(prep), "box": prep.box, "binning": prep.binning, "tile": tile,
-            "lowest": band.lowest, "highest": band.highest,
-            "data": prep.fingerprint()}  # fmt: skip
+def _tile_shape(t: Tile) -> tuple[int, int]:
+    return t[1] - t[0], t[3] - t[2]
 
 
 def _valid_landmarks(landmarks: np.ndarray, n: int) -> bool:
@@ -111,10 +65,11 @@ def _valid_landmarks(landmarks: np.ndarray, n: int) -> bool:
                 and landmarks[-1] < n)  # fmt: skip
 
 
-def _fourier_tiles(prep: Preprocessing, comm, progress, cache_dir, budget) -> Callable:
-    """Features of this rank's share, gathered on every rank; returns the tile computer."""
+def _fourier_tiles(prep: Preprocessing, comm, progress, cache_dir, budget, store) -> Callable:
+    """Features of this rank's share (kept in ``store`` block by block), gathered on every
+    rank; returns the tile computer."""
     f, w = prep.gathered_features(comm, progress=progress, cache_dir=cache_dir,
-                                  memory_budget=budget)  # fmt: skip
+                                  memory_budget=budget, store=store)  # fmt: skip
     factors = _core.ccc_factors(f, w, prep.band.herm)
     return lambda batch: _core.ccc_tiles(*factors, batch)
 
@@ -176,9 +131,10 @@ def correlation_matrix(
     tiles = tile_grid(n, tile)[comm.rank :: comm.size]
     store = None
     if checkpoint is not None:
-        params = _run_params(prep, tile) | {"mode": mode}
+        params = prep.checkpoint_params() | {"tile": tile, "mode": mode}
         store = Checkpoint(Path(checkpoint), params, resume, comm)
-    done = {t: b for t in tiles if store and (b := store.load(t)) is not None}
+    done = {t: b for t in tiles if store and (b := store.load(_tile_name(t), _tile_shape(t)))
+            is not None}  # fmt: skip
     todo = [t for t in tiles if t not in done]
 
     start, stop = share(comm, comm.rank, n)
@@ -204,7 +160,7 @@ def correlation_matrix(
     # rank has a tile left, and not at all when a resumed run is already complete.
     if any(comm.allgather(bool(todo))):
         compute = (
-            _fourier_tiles(prep, comm, report_features, cache_dir, memory_budget)
+            _fourier_tiles(prep, comm, report_features, cache_dir, memory_budget, store)
             if mode == "fourier"
             else _real_tiles(prep, report_features)
         )
@@ -217,7 +173,7 @@ def correlation_matrix(
                 else:
                     done[t] = block
                 if store:
-                    store.save(t, block)
+                    store.save(_tile_name(t), block)
                 finished += 1
             if progress:
                 progress("tiles", finished, len(tiles))
@@ -310,13 +266,12 @@ def landmark_block(
     store = None
     if checkpoint is not None:
         chosen = hashlib.sha256(landmarks.tobytes()).hexdigest()
-        params = _run_params(prep, tile) | {
-            "mode": "landmarks",
-            "landmarks": chosen,
-        }
+        params = prep.checkpoint_params() | {"tile": tile, "mode": "landmarks",
+                                             "landmarks": chosen}  # fmt: skip
         store = Checkpoint(Path(checkpoint), params, resume, comm)
     mine = tiles[comm.rank :: comm.size]
-    done = {t: b for t in mine if store and (b := store.load(t)) is not None}
+    done = {t: b for t in mine if store and (b := store.load(_tile_name(t), _tile_shape(t)))
+            is not None}  # fmt: skip
     herm = prep.band.herm
     if len(done) < len(mine):
         ref = prep.subset(landmarks).features()
@@ -330,7 +285,7 @@ def landmark_block(
         factors = _core.ccc_factors(rows.f, rows.w, herm)
         (done[t],) = _core.ccc_tiles(*factors, [(0, t[1] - t[0], 0, m)], cols=columns)
         if store:
-            store.save(t, done[t])
+            store.save(_tile_name(t), done[t])
         count += 1
         if progress:
             progress("row blocks", count, len(tiles))

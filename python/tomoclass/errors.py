@@ -19,3 +19,8 @@ class TomoclassWarning(UserWarning):
 
 class UnsampledWarning(TomoclassWarning):
     """Particles without any sampling information (they count as fully sampled)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a run that keeps a checkpoint: the message says where the finished work is
+    and that ``--resume`` continues it. The command line exits with status 130."""

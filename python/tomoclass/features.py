@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tomoclass import _core
+from tomoclass.checkpoint import Checkpoint
 from tomoclass.errors import TomoclassError, UnsampledWarning
 from tomoclass.fourier import frequency_radius
 from tomoclass.io import check_finite, read_volume, read_voxel_size
@@ -336,12 +337,14 @@ class Preprocessing:
         *,
         out: tuple[np.ndarray, np.ndarray] | None = None,
         progress=None,
+        store: Checkpoint | None = None,
     ) -> Features:
         """Features of particles ``start..stop`` (default: all) on the band.
 
         ``out``: arrays ``(f, w)`` of ``stop − start`` rows to fill (e.g. rows of a
         memory-mapped file) instead of new ones in memory. ``progress`` is called with the
-        number of particles done after each chunk.
+        number of particles done after each chunk. ``store``: a checkpoint keeping every
+        finished chunk, whose chunks are taken instead of computed again.
         """
         band = self._band()
         stop = len(self.particles) if stop is None else stop
@@ -353,14 +356,21 @@ class Preprocessing:
             f, w = out
             if f.shape != (stop - start, 2 * m) or w.shape != (stop - start, m):
                 raise ValueError(f"out arrays {f.shape}, {w.shape} do not fit {stop - start} rows")
-        for chunk in self.chunks(start, stop):
-            cf, cw = self._core_call(
-                self.core.features, chunk.volumes, *chunk.geometry(), (band.lowest, band.highest)
-            )
-            rows = slice(chunk.start - start, chunk.start - start + len(cf))
-            f[rows], w[rows] = cf, cw
+        for a in range(start, stop, self.chunk):
+            b = min(a + self.chunk, stop)
+            kept = _kept_features(store, a, b, m)
+            if kept is None:
+                (chunk,) = self.chunks(a, b)
+                kept = self._core_call(
+                    self.core.features, chunk.volumes, *chunk.geometry(),
+                    (band.lowest, band.highest),
+                )  # fmt: skip
+                if store is not None:
+                    store.save(f"features_{a}_{b}_f", kept[0])
+                    store.save(f"features_{a}_{b}_w", kept[1])
+            f[a - start : b - start], w[a - start : b - start] = kept
             if progress is not None:
-                progress(len(cf))
+                progress(b - a)
         return Features(f, w, band)
 
     def gathered_features(
@@ -370,9 +380,10 @@ class Preprocessing:
         progress=None,
         cache_dir: str | os.PathLike | None = None,
         memory_budget: float = float("inf"),
+        store: Checkpoint | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Features ``(f, w)`` of all particles; under MPI each rank computes its share and
-        every rank receives all of them, in particle order.
+        every rank receives all of them, in particle order. ``store``: see :meth:`features`.
 
         Features larger than ``memory_budget`` bytes go to ``cache_dir`` (a folder all ranks
         see, e.g. beside the output): each rank fills its rows of one shared file, and all
@@ -383,7 +394,7 @@ class Preprocessing:
         n, m = len(self.particles), len(self._band().flat)
         start, stop = share(comm, comm.rank, n)
         if cache_dir is None or feature_bytes(n, self._band()) <= memory_budget:
-            feats = self.features(start, stop, progress=progress)
+            feats = self.features(start, stop, progress=progress, store=store)
             return allgather_rows(comm, feats.f), allgather_rows(comm, feats.w)
         paths = (Path(cache_dir) / "features_f.npy", Path(cache_dir) / "features_w.npy")
         if comm.rank == 0:
@@ -395,7 +406,8 @@ class Preprocessing:
                 reserved_npy(path, (n, width)).flush()
         comm.allgather(None)  # the files exist before any rank opens them
         f, w = (np.load(path, mmap_mode="r+") for path in paths)
-        self.features(start, stop, out=(f[start:stop], w[start:stop]), progress=progress)
+        self.features(start, stop, out=(f[start:stop], w[start:stop]), progress=progress,
+                      store=store)  # fmt: skip
         f.flush()
         w.flush()
         del f, w
@@ -426,6 +438,14 @@ class Preprocessing:
         return self._core_call(
             self.core.class_sums, chunk.volumes, *chunk.geometry(), list(codes), classes
         )
+
+    def checkpoint_params(self) -> dict:
+        """What features (and the correlations from them) depend on, to refuse resuming a
+        run whose inputs changed."""
+        band = self._band()
+        return {"n": len(self), "box": self.box, "binning": self.binning,
+                "lowest": band.lowest, "highest": band.highest,
+                "data": self.fingerprint()}  # fmt: skip
 
     def fingerprint(self) -> str:
         """A digest of everything a result depends on besides the numeric parameters: the
@@ -482,6 +502,15 @@ def as_preprocessing(
     if mask is None or lowpass is None:
         raise TomoclassError("particles need a mask and a lowpass")
     return Preprocessing.for_band(particles, mask, lowpass, binning, lowest)
+
+
+def _kept_features(store: Checkpoint | None, a: int, b: int, m: int) -> tuple | None:
+    """The features of particles ``a..b`` (band of ``m`` voxels) from ``store``, if there."""
+    if store is None:
+        return None
+    f = store.load(f"features_{a}_{b}_f", (b - a, 2 * m))
+    w = store.load(f"features_{a}_{b}_w", (b - a, m))
+    return None if f is None or w is None else (f, w)
 
 
 def feature_bytes(n: int, band: Band) -> int:

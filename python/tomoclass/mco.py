@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from tomoclass import _core
+from tomoclass.checkpoint import Checkpoint
 from tomoclass.errors import TomoclassError
 from tomoclass.features import (
     MEMORY_BUDGET,
@@ -306,6 +308,7 @@ def mco_exmx(
     restarts: int | None = None,
     on_restart=None,
     symmetry: PointSymmetry | None = None,
+    feature_checkpoint: str | os.PathLike | None = None,
 ) -> MCOResult:
     """Classify particles by MCO-EXMX into ``nclass`` classes.
 
@@ -325,6 +328,9 @@ def mco_exmx(
     ``on_iteration(entry, labels)`` is called after each iteration. Features larger than
     ``memory_budget`` bytes are memory-mapped from files in ``cache_dir`` (shared by all MPI
     ranks) instead of held in memory, as in :func:`tomoclass.ccc.correlation_matrix`.
+    ``feature_checkpoint``: a folder where finished feature blocks are kept, and from which
+    those of an earlier run of the same particles, mask and band are taken (a run with
+    other inputs there is an error).
     """
     if not 0 <= end_threshold <= 1:
         raise TomoclassError(f"end threshold must be within 0..1, got {end_threshold}")
@@ -333,7 +339,7 @@ def mco_exmx(
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     run = nclass * _checked_oversample(oversample)
     f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget,
-                                      symmetry)  # fmt: skip
+                                      symmetry, feature_checkpoint)  # fmt: skip
     proper = resume if resume is not None and resume.step > 0 else None
     labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, proper)
 
@@ -534,16 +540,21 @@ def _start_of(prep, nclass, seed, start, features, comm, resume) -> np.ndarray |
 
 
 def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memory_budget,
-                  symmetry=None):  # fmt: skip
+                  symmetry=None, kept=None):  # fmt: skip
     """Checked parameters, then the features ``(f, w, herm)`` of all particles (under MPI
     each rank computes its share and all ranks receive all; memory-mapped from ``cache_dir``
-    beyond ``memory_budget`` bytes)."""
+    beyond ``memory_budget`` bytes; finished blocks kept in, and taken from, the folder
+    ``kept``)."""
     n = len(prep)
     if not 2 <= nclass <= n:
         raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
     if max_shift < 0:
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
-    f, w = prep.gathered_features(comm, cache_dir=cache_dir, memory_budget=memory_budget)
+    store = None
+    if kept is not None:
+        store = Checkpoint(Path(kept), prep.checkpoint_params(), True, comm, required=False)
+    f, w = prep.gathered_features(comm, cache_dir=cache_dir, memory_budget=memory_budget,
+                                  store=store)  # fmt: skip
     band = prep.band
     reference = None
     if symmetry is not None and symmetry.nfold > 1:
@@ -682,6 +693,7 @@ def mco_ac(
     restarts: int | None = None,
     on_restart=None,
     symmetry: PointSymmetry | None = None,
+    feature_checkpoint: str | os.PathLike | None = None,
     **options,
 ) -> tuple[MCOResult, list[tuple]]:
     """Classify particles by MCO-AC (simulated annealing around EXMX) into ``nclass`` classes;
@@ -690,7 +702,7 @@ def mco_ac(
     prep = as_preprocessing(particles, mask, highest, binning, lowest)
     run = nclass * _checked_oversample(oversample)
     f, w, herm, shift = _features_for(prep, run, comm, max_shift, cache_dir, memory_budget,
-                                      symmetry)  # fmt: skip
+                                      symmetry, feature_checkpoint)  # fmt: skip
     proper = resume if resume is not None and resume.step > 0 else None
     labels = _start_of(prep, run, seed, start, (f, w, prep.band), comm, proper)
 

@@ -25,7 +25,7 @@ from tomoclass.cli.common import Formatter, show_warnings
 from tomoclass.cli.cpca import add_cpca
 from tomoclass.cli.data import add_convert, add_demo, add_report, add_simulate
 from tomoclass.cli.mco import add_job, add_mco_commands
-from tomoclass.errors import TomoclassError
+from tomoclass.errors import Interrupted, TomoclassError
 
 EXIT_BAD_INPUT = 2
 
@@ -132,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tomoclass: error: {exc}", file=sys.stderr)
         _abort_other_ranks()
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        print(f"tomoclass: interrupted; {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("tomoclass: interrupted; no output was written", file=sys.stderr)
         return 130

@@ -12,10 +12,15 @@ from tomoclass.cli.common import (
     add_sampling,
     progress_bar,
     read_particles,
+    resumable,
     writable_folder,
 )
 from tomoclass.errors import TomoclassError
 from tomoclass.io.files import output_group
+
+TILES = {"fourier": 512, "real": 64}
+"""Default tile edges (particles): a real-mode tile of 512 would take minutes (a pair costs
+two inverse FFTs), and a checkpoint keeps only whole tiles."""
 
 
 def _run_ccc(args: argparse.Namespace) -> None:
@@ -27,11 +32,14 @@ def _run_ccc(args: argparse.Namespace) -> None:
     out = writable_folder(args.output)
     started = time.perf_counter()
     plist = read_particles(args)
+    if args.tile is None:
+        args.tile = TILES[args.mode]
     checkpoint = out / ".ccc_checkpoint"
-    if args.landmarks is not None:
-        written, where = _ccc_landmarks(args, plist, comm, checkpoint), ""
-    else:
-        written, where = _ccc_matrix(args, plist, comm, checkpoint)
+    with resumable(checkpoint):
+        if args.landmarks is not None:
+            written, where = _ccc_landmarks(args, plist, comm, checkpoint), ""
+        else:
+            written, where = _ccc_matrix(args, plist, comm, checkpoint)
     if comm.rank == 0:
         shutil.rmtree(checkpoint, ignore_errors=True)
         seconds = time.perf_counter() - started
@@ -46,7 +54,7 @@ def _ccc_matrix(args: argparse.Namespace, plist, comm, checkpoint: Path) -> tupl
     out = args.output
     n, budget = len(plist), args.memory * 2**30
     on_disk = comm.rank == 0 and n * n * 4 > budget
-    target = open_matrix(out, n) if on_disk else None
+    target = open_matrix(writable_folder(out, create=True), n) if on_disk else None
     try:
         matrix = correlation_matrix(
             plist, args.mask, args.lowpass, args.binning, args.mode, lowest=args.lowest,
@@ -93,8 +101,9 @@ def add_ccc(sub: argparse._SubParsersAction) -> None:
             "Compute the constrained cross-correlation (CCC) of every pair of aligned particles:\n"
             "the correlation over the Fourier region both particles sampled, inside the band\n"
             "up to the lowpass, after binning, alignment and masking. Writes DIR/\n"
-            "correlation_matrix.csv (PyTom's format) and correlation_matrix.npy. Interrupted\n"
-            "runs keep finished tiles in DIR/.ccc_checkpoint; --resume reuses them.\n\n"
+            "correlation_matrix.csv (PyTom's format) and correlation_matrix.npy (DIR is made\n"
+            "if missing). Ctrl-C stops within a second; the finished features and tiles stay\n"
+            "in DIR/.ccc_checkpoint and the same command with --resume continues from them.\n\n"
             "For very many particles (10^5), --landmarks M computes only the correlations with\n"
             "M randomly chosen landmark particles (DIR/correlation_landmarks.npz, N×M); cpca\n"
             "then runs a Nyström CPCA from it (a few hundred to a few thousand landmarks; the\n"
@@ -123,9 +132,11 @@ def add_ccc(sub: argparse._SubParsersAction) -> None:
         help="fourier: fast constrained correlation; real: PyTom's per-pair definition",
     )
     p.add_argument("--lowest", type=float, default=0.0, help="lowest frequency (Fourier voxels)")
-    p.add_argument("--tile", type=int, default=512,
-                   help="tile edge in particles (with --landmarks: rows per block)")  # fmt: skip
-    p.add_argument("--resume", action="store_true", help="reuse tiles of an interrupted run")
+    p.add_argument("--tile", type=int,
+                   help="tile edge in particles (with --landmarks: rows per block; default: "
+                   f"{TILES['fourier']}, {TILES['real']} in real mode)")  # fmt: skip
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from DIR/.ccc_checkpoint")  # fmt: skip
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")
     add_memory(p, "larger features and matrices are memory-mapped files in DIR")
     p.add_argument("--no-csv", action="store_true",

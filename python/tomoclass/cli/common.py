@@ -33,23 +33,21 @@ ANGSTROM_RULE = (
 
 
 def check_new_folder(destination: Path) -> Path:
-    """The writable parent of ``destination``, which must not exist or be an empty folder."""
+    """The parent of ``destination`` (which may still have to be made), for a command that
+    owns its whole output folder: ``destination`` must not exist or be an empty folder."""
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise TomoclassError(f"{destination}: exists and is not empty; choose a new output folder")
-    parent = destination.absolute().parent
-    if not parent.is_dir():
-        raise TomoclassError(f"{parent}: output folder's parent does not exist")
-    if not os.access(parent, os.W_OK):
-        raise TomoclassError(f"{parent}: output folder's parent is not writable")
-    return parent
+    return writable_folder(destination.absolute().parent)
 
 
 def publish_folder(build: Callable[[Path], None], destination: Path) -> None:
-    """Run ``build`` into a temporary sibling folder, then rename it to ``destination``.
+    """Run ``build`` into a temporary sibling folder, then rename it to ``destination``
+    (making missing folders above it).
 
     ``destination`` must not exist or be an empty folder, so earlier results are never touched.
     """
-    parent = check_new_folder(destination)
+    check_new_folder(destination)
+    parent = writable_folder(destination.absolute().parent, create=True)
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=parent))
     except OSError as exc:
@@ -78,6 +76,24 @@ def shared_cache(comm, folder: Path) -> Iterator[Path]:
     comm.allgather(None)
     if comm.rank == 0:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def resumable(checkpoint: Path) -> Iterator[None]:
+    """Ctrl-C inside becomes :class:`~tomoclass.errors.Interrupted`, whose message says that
+    the finished work kept in ``checkpoint`` is continued by ``--resume`` (when any was
+    kept; otherwise nothing was written, as after any other interrupt)."""
+    from tomoclass.errors import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        if checkpoint.is_dir() and any(checkpoint.iterdir()):
+            raise Interrupted(
+                f"the finished work is kept in {checkpoint}; the same command with --resume "
+                "continues it"
+            ) from None
+        raise
 
 
 def progress_bar(comm) -> Callable[[str, int, int], None] | None:
@@ -122,16 +138,23 @@ def announce(comm, text: str) -> None:
 
 
 def writable_folder(folder: Path, create: bool = False) -> Path:
-    """``folder``, made if ``create``; a clear error if it is missing or not writable."""
+    """``folder`` for output: an existing writable folder, or one that can be made (the
+    nearest existing folder above it is writable); made now, with any missing folders
+    above it, if ``create``. A clear error otherwise.
+
+    Commands check their output folders before the work and make them only when they
+    write, so that bad input leaves nothing behind."""
+    folder = Path(folder)
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise TomoclassError(f"{existing}: is a file, not an output folder")
+    if not os.access(existing, os.W_OK):
+        raise TomoclassError(f"{existing}: output folder is not writable")
     if create:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TomoclassError(f"{folder}: cannot create the folder ({exc.strerror})") from None
-    if not folder.is_dir():
-        raise TomoclassError(f"{folder}: output folder does not exist")
-    if not os.access(folder, os.W_OK):
-        raise TomoclassError(f"{folder}: output folder is not writable")
     return folder
 
 

@@ -4,7 +4,6 @@ PyTom's job files."""
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from tomoclass import __version__
@@ -23,6 +22,7 @@ from tomoclass.cli.common import (
     read_particles,
     resolution_record,
     resolution_text,
+    resumable,
     shared_cache,
     warn,
     warn_replaced_scores,
@@ -89,9 +89,10 @@ def _run_job(args: argparse.Namespace) -> None:
 
 
 class McoCheckpoint:
-    """The state of an MCO run after each iteration or round, beside its destination
-    (``.DIR.checkpoint``), so that ``--resume`` continues an interrupted run to the same
-    result. Only rank 0 writes; every rank reads."""
+    """The state of an MCO run after each iteration or round, and its finished feature
+    blocks (``features/``), beside its destination (``.DIR.checkpoint``), so that
+    ``--resume`` continues an interrupted run to the same result. Only rank 0 writes the
+    state; every rank reads it, and writes its own feature blocks."""
 
     KEYS = ("command", "particles", "mask", "classes", "lowest_frequency", "highest_frequency",
             "binning", "iterations", "end_threshold", "seed", "allow_class_collapse", "max_shift",
@@ -100,55 +101,45 @@ class McoCheckpoint:
             "criterion")  # fmt: skip
 
     def __init__(self, args: argparse.Namespace, comm) -> None:
+        from tomoclass.checkpoint import Checkpoint
+
         destination = args.destination.absolute()
         self.folder = destination.parent / f".{destination.name}.checkpoint"
+        self.features = self.folder / "features"
         self.comm = comm
-        self.params = {k: str(getattr(args, k, None)) for k in self.KEYS}
-        if not args.resume and comm.rank == 0:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        params = {k: str(getattr(args, k, None)) for k in self.KEYS}
+        self.store = Checkpoint(self.folder, params, args.resume, comm)
 
     def save(self, progress) -> None:
         import json
 
-        from tomoclass.io.files import save_npy
-
         if self.comm.rank != 0:
             return
-        try:
-            self.folder.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise TomoclassError(f"{self.folder}: cannot write ({exc.strerror})") from None
         arrays = {"labels": progress.labels, f"step_{progress.step}": progress.labels}
         if progress.best_labels is not None:
             arrays["best_labels"] = progress.best_labels
         for name, values in arrays.items():
-            save_npy(self.folder / f"{name}.npy", values)
-        state = {"params": self.params, "step": progress.step, "trace": progress.trace,
+            self.store.save(name, values)
+        state = {"step": progress.step, "trace": progress.trace,
                  "best_total": progress.best_total, "swaps": progress.swaps,
                  "seed": progress.seed, "tried": progress.tried}  # fmt: skip
         write_text(self.folder / "state.json", json.dumps(state))
 
     def load(self):
+        """Where the interrupted run stood; None when it had only computed features."""
         import json
-
-        import numpy as np
 
         from tomoclass.mco import Progress
 
         path = self.folder / "state.json"
         if not path.exists():
-            raise TomoclassError(f"{self.folder}: no checkpoint to resume from")
+            return None
         state = json.loads(path.read_text())
-        if state["params"] != self.params:
-            raise TomoclassError(
-                f"{self.folder}: checkpoint of a run with other parameters; run without --resume"
-            )
-        best = self.folder / "best_labels.npy"
         return Progress(
             step=state["step"],
-            labels=np.load(self.folder / "labels.npy"),
+            labels=self.store.load("labels"),
             trace=state["trace"],
-            best_labels=np.load(best) if best.exists() else None,
+            best_labels=self.store.load("best_labels"),
             best_total=state["best_total"],
             swaps=[tuple(s) for s in state["swaps"]],
             seed=state["seed"],
@@ -157,14 +148,12 @@ class McoCheckpoint:
 
     def steps(self, progress) -> list:
         """The labels of every step done before ``progress`` (none for a fresh run)."""
-        import numpy as np
-
         if progress is None:
             return []
-        return [(k, np.load(self.folder / f"step_{k}.npy")) for k in range(1, progress.step + 1)]
+        return [(k, self.store.load(f"step_{k}")) for k in range(1, progress.step + 1)]
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.store.remove()
 
 
 def _run_mco(args: argparse.Namespace) -> None:
@@ -222,9 +211,9 @@ def _run_mco(args: argparse.Namespace) -> None:
               "cache_dir": features, "memory_budget": args.memory * 2**30,
               "start": args.start, "oversample": args.oversample,
               "restarts": args.restarts, "on_restart": keep_start,
-              "symmetry": symmetry}  # fmt: skip
+              "symmetry": symmetry, "feature_checkpoint": checkpoint.features}  # fmt: skip
     swaps = None
-    with shared_cache(comm, features):
+    with shared_cache(comm, features), resumable(checkpoint.folder):
         if annealing:
             result, swaps = mco_ac(
                 plist, args.mask, args.classes, args.start_temperature, args.annealing_step,

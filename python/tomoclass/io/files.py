@@ -103,7 +103,8 @@ def atomic_output(path: PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically
     (inside :func:`output_group`, when the whole group succeeded).
 
-    On any error the temporary file is removed and ``path`` is left as it was. OS errors
+    A missing folder of ``path`` is made (output folders are made, never required). On
+    any error the temporary file is removed and ``path`` is left as it was. OS errors
     become a :class:`TomoclassError` naming ``path``. The file gets the usual permissions
     (0666 minus the umask).
     """
@@ -111,6 +112,7 @@ def atomic_output(path: PathLike) -> Iterator[str]:
     folder, name = os.path.split(target)
     tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
+        os.makedirs(folder, exist_ok=True)
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as err:
         raise TomoclassError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None

@@ -1,7 +1,9 @@
 //! Thin PyO3 bindings of `tomoclass-core`: type conversion and GIL release only.
 //! Core errors become `ValueError`; the Python layer adds file or parameter names.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ndarray::{Array2, ArrayViewMut4};
 use numpy::{
@@ -18,6 +20,7 @@ use tomoclass_core::features::{Band, Geometry, Preprocess};
 use tomoclass_core::fft::Fft3;
 use tomoclass_core::fourier::{self, Binning};
 use tomoclass_core::interp::{self, Affine, Interpolation};
+use tomoclass_core::interrupt;
 use tomoclass_core::mco;
 use tomoclass_core::rotation::{self, Mat3};
 use tomoclass_core::wedge::{self, Optics, Sampling, Tilt, TiltSeries, TiltWedge, WeightGrid};
@@ -25,6 +28,47 @@ use tomoclass_core::wedge::{self, Optics, Sampling, Tilt, TiltSeries, TiltWedge,
 fn err(e: Error) -> PyErr {
     PyValueError::new_err(e.0)
 }
+
+/// Run `work` without the GIL on a worker thread while this (the calling) thread looks for
+/// signals every 50 ms: on Ctrl-C the core's loops are asked to stop (see
+/// `tomoclass_core::interrupt`) and the signal's exception (KeyboardInterrupt) is raised as
+/// soon as they have, instead of after the whole call.
+fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce() -> CoreResult<T> + Send,
+{
+    interrupt::clear();
+    let mut signal = None;
+    let outcome = py.detach(|| {
+        std::thread::scope(|scope| {
+            let (done, finished) = mpsc::channel();
+            let worker = scope.spawn(move || {
+                let result = work();
+                let _ = done.send(());
+                result
+            });
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(POLL) {
+                if signal.is_none() {
+                    if let Err(e) = Python::attach(|py| py.check_signals()) {
+                        interrupt::request();
+                        signal = Some(e);
+                    }
+                }
+            }
+            worker.join()
+        })
+    });
+    interrupt::clear();
+    match (signal, outcome) {
+        (Some(e), _) => Err(e),
+        (None, Ok(result)) => result.map_err(err),
+        (None, Err(panic)) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// How often a running core call looks for Ctrl-C.
+const POLL: Duration = Duration::from_millis(50);
 
 /// Run `fill` without the GIL on a new numpy stack of `shape`, which it must write entirely.
 fn fill_new_stack<'py, T, F>(
@@ -42,7 +86,7 @@ where
     {
         let mut guard = out.readwrite();
         let view = guard.as_array_mut();
-        py.detach(|| fill(view)).map_err(err)?;
+        detached(py, || fill(view))?;
     }
     Ok(out)
 }
@@ -371,15 +415,13 @@ impl PyPreprocess {
         let s = stack.as_array();
         let geo = geometries(&rotations, &shifts, &samplings)?;
         let band = Band::new(self.0.binned_size(), band.0, band.1);
-        let (f, w) = py
-            .detach(|| {
-                let mut f = Array2::zeros((geo.len(), 2 * band.len()));
-                let mut w = Array2::zeros((geo.len(), band.len()));
-                self.0
-                    .band_features(s, &geo, &band, f.view_mut(), w.view_mut())
-                    .map(|_| (f, w))
-            })
-            .map_err(err)?;
+        let (f, w) = detached(py, || {
+            let mut f = Array2::zeros((geo.len(), 2 * band.len()));
+            let mut w = Array2::zeros((geo.len(), band.len()));
+            self.0
+                .band_features(s, &geo, &band, f.view_mut(), w.view_mut())
+                .map(|_| (f, w))
+        })?;
         Ok((f.into_pyarray(py), w.into_pyarray(py)))
     }
 
@@ -416,9 +458,9 @@ impl PyPreprocess {
     ) -> PyResult<ClassSumsPy<'py>> {
         let s = stack.as_array();
         let geo = geometries(&rotations, &shifts, &samplings)?;
-        let sums = py
-            .detach(|| average::class_sums(&self.0, s, &geo, &labels, classes))
-            .map_err(err)?;
+        let sums = detached(py, || {
+            average::class_sums(&self.0, s, &geo, &labels, classes)
+        })?;
         Ok((
             sums.fw.into_pyarray(py),
             sums.w.into_pyarray(py),
@@ -448,12 +490,10 @@ fn average_from_sums<'py>(
     m: usize,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let (fw, w, band) = (fw.as_array(), w.as_array(), band.as_array());
-    let out = py
-        .detach(|| {
-            let mut out = ndarray::Array3::zeros((m, m, m));
-            average::average_from_sums(fw, w, reach, floor, band, m, out.view_mut()).map(|_| out)
-        })
-        .map_err(err)?;
+    let out = detached(py, || {
+        let mut out = ndarray::Array3::zeros((m, m, m));
+        average::average_from_sums(fw, w, reach, floor, band, m, out.view_mut()).map(|_| out)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
@@ -475,7 +515,7 @@ fn ccc_factors<'py>(
 ) -> PyResult<MatrixTriple<'py>> {
     let (f, w, h) = (f.as_array(), w.as_array(), herm.as_array());
     let h = h.to_vec();
-    let (x, p, q) = py.detach(|| ccc::factors(f, w, &h)).map_err(err)?;
+    let (x, p, q) = detached(py, || ccc::factors(f, w, &h))?;
     Ok((x.into_pyarray(py), p.into_pyarray(py), q.into_pyarray(py)))
 }
 
@@ -507,9 +547,7 @@ fn ccc_tiles<'py>(
         .as_ref()
         .map(|(x, p, q)| (x.as_array(), p.as_array(), q.as_array()));
     let tiles = to_tiles(tiles);
-    let blocks = py
-        .detach(|| ccc::ccc_tiles(rows, other.unwrap_or(rows), &tiles))
-        .map_err(err)?;
+    let blocks = detached(py, || ccc::ccc_tiles(rows, other.unwrap_or(rows), &tiles))?;
     Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 
@@ -532,9 +570,7 @@ fn real_ccc_tiles<'py>(
         mask.as_array(),
     );
     let tiles = to_tiles(tiles);
-    let blocks = py
-        .detach(|| ccc::real_ccc_tiles(s, w, b, m, &tiles))
-        .map_err(err)?;
+    let blocks = detached(py, || ccc::real_ccc_tiles(s, w, b, m, &tiles))?;
     Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 
@@ -550,9 +586,7 @@ fn mco_class_means<'py>(
     floor: f64,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<usize>)> {
     let (f, w) = (f.as_array(), w.as_array());
-    let (means, counts) = py
-        .detach(|| mco::class_means(f, w, &labels, classes, floor))
-        .map_err(err)?;
+    let (means, counts) = detached(py, || mco::class_means(f, w, &labels, classes, floor))?;
     Ok((means.into_pyarray(py), counts))
 }
 
@@ -567,7 +601,7 @@ fn mco_scores<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let (f, w, means) = (f.as_array(), w.as_array(), means.as_array());
     let herm = herm.as_array().to_vec();
-    let out = py.detach(|| mco::scores(f, w, &herm, means)).map_err(err)?;
+    let out = detached(py, || mco::scores(f, w, &herm, means))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -590,9 +624,9 @@ fn mco_shift_scores<'py>(
 ) -> PyResult<ScoresAndShifts<'py>> {
     let (f, w, means) = (f.as_array(), w.as_array(), means.as_array());
     let herm = herm.as_array().to_vec();
-    let (scores, shifts) = py
-        .detach(|| mco::shift_scores(f, w, &herm, &flat, m, means, max_shift))
-        .map_err(err)?;
+    let (scores, shifts) = detached(py, || {
+        mco::shift_scores(f, w, &herm, &flat, m, means, max_shift)
+    })?;
     Ok((scores.into_pyarray(py), shifts.into_pyarray(py)))
 }
 
@@ -621,9 +655,9 @@ fn mco_anneal<'py>(
         }
     };
     let s = scores.as_array();
-    let (new, jumps) = py
-        .detach(|| mco::anneal(s, &labels, temperature, criterion, seed, round))
-        .map_err(err)?;
+    let (new, jumps) = detached(py, || {
+        mco::anneal(s, &labels, temperature, criterion, seed, round)
+    })?;
     let jumps = jumps
         .into_iter()
         .map(|j| (j.particle, j.from, j.to, j.loss))

@@ -15,6 +15,7 @@ use crate::error::{ensure, Result};
 use crate::features::{Geometry, Preprocess};
 use crate::fft::Fft3;
 use crate::fourier::for_each_frequency;
+use crate::interrupt;
 use crate::wedge::ParticleWeight;
 
 /// Particles summed one after the other before blocks are combined (in order).
@@ -82,6 +83,7 @@ pub fn class_sums(
             let mut sums = ClassSums::zeros(classes, half);
             let mut work = pre.work();
             for i in b * BLOCK..((b + 1) * BLOCK).min(geometry.len()) {
+                interrupt::check()?;
                 let geo = &geometry[i];
                 pre.spectrum(stack.index_axis(Axis(0), i), geo, &mut work)?;
                 let particle = ParticleWeight::new(m, &geo.sampling, &geo.rotation)?;

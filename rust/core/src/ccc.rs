@@ -22,6 +22,7 @@ use rustfft::num_complex::Complex32;
 use crate::error::{ensure, Result};
 use crate::features::support;
 use crate::fft::Fft3;
+use crate::interrupt;
 
 /// The per-particle factors of the CCC: `x` `(N, 2M)`, `p` and `q` `(N, M)`, from features
 /// `f` `(N, 2M)` (`[Re | Im]`), weights `w` `(N, M)` and Hermitian weights `herm` `(M)`.
@@ -123,14 +124,15 @@ pub fn ccc_tiles(rows: Factors, cols: Factors, tiles: &[Tile]) -> Result<Vec<Arr
             f.2.slice_move(rows),
         )
     }
-    Ok(tiles
+    tiles
         .par_iter()
         .map(|t| {
+            interrupt::check()?;
             let mut out = Array2::zeros((t.rows.1 - t.rows.0, t.cols.1 - t.cols.0));
             ccc_block(part(rows, t.rows), part(cols, t.cols), out.view_mut());
-            out
+            Ok(out)
         })
-        .collect())
+        .collect()
 }
 
 /// Masked normalised cross-correlation `Σ m(a − ā)(b − b̄) / sqrt(Σ m(a − ā)² · Σ m(b − b̄)²)`
@@ -193,7 +195,7 @@ pub fn real_ccc_pairs(
         format!("a pair names a particle beyond the {n} given")
     })?;
     let fft = Fft3::new([m; 3])?;
-    Ok(pairs
+    pairs
         .par_iter()
         .map_init(
             || {
@@ -205,6 +207,7 @@ pub fn real_ccc_pairs(
                 )
             },
             |(scratch, work, va, vb), &(i, j)| {
+                interrupt::check()?;
                 for (out, own, other) in [(&mut *va, i, j), (&mut *vb, j, i)] {
                     Zip::from(&mut *work)
                         .and(spectra.index_axis(Axis(0), own))
@@ -217,10 +220,10 @@ pub fn real_ccc_pairs(
                     fft.inverse(work.view_mut(), out.view_mut(), scratch)
                         .expect("shapes checked");
                 }
-                masked_ncc(va.view(), vb.view(), mask)
+                Ok(masked_ncc(va.view(), vb.view(), mask))
             },
         )
-        .collect())
+        .collect()
 }
 
 /// PyTom's real-space CCC blocks of `tiles` (pairs enumerated here, computed in parallel);

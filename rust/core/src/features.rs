@@ -21,6 +21,7 @@ use crate::error::{ensure, Result};
 use crate::fft::{Fft3, Scratch};
 use crate::fourier::{for_each_frequency, BinWork, Binning};
 use crate::interp::{affine_transform, Affine, Interpolation};
+use crate::interrupt;
 use crate::rotation::{apply, Mat3};
 use crate::wedge::{ParticleWeight, Sampling};
 
@@ -256,6 +257,7 @@ impl Preprocess {
             .try_for_each_init(
                 || self.work(),
                 |work, (f_row, w_row, volume, geo)| {
+                    interrupt::check()?;
                     self.spectrum(volume, geo, work)?;
                     let weight = ParticleWeight::new(m, &geo.sampling, &geo.rotation)?;
                     gather_band(
@@ -294,6 +296,7 @@ impl Preprocess {
             .try_for_each_init(
                 || self.work(),
                 |work, (mut o, volume, geo): (ArrayViewMut3<Complex32>, _, _)| {
+                    interrupt::check()?;
                     self.spectrum(volume, geo, work)?;
                     o.assign(&work.spectrum);
                     Ok(())

@@ -12,6 +12,7 @@ pub mod features;
 pub mod fft;
 pub mod fourier;
 pub mod interp;
+pub mod interrupt;
 pub mod mco;
 pub mod rotation;
 pub mod wedge;

@@ -15,6 +15,7 @@ use rustfft::num_complex::Complex32;
 
 use crate::error::{ensure, Result};
 use crate::fft::Fft3;
+use crate::interrupt;
 
 /// Columns summed by one task: keeps the class sums' order fixed and the work cache-friendly.
 const COLUMNS: usize = 64;
@@ -208,7 +209,7 @@ pub fn shift_scores(
         .and(f.outer_iter())
         .and(w.outer_iter())
         .into_par_iter()
-        .for_each_init(
+        .try_for_each_init(
             || {
                 (
                     fft.scratch(),
@@ -217,6 +218,7 @@ pub fn shift_scores(
                 )
             },
             |(scratch, spec, corr), (mut s_row, mut b_row, f, w)| {
+                interrupt::check()?;
                 let energy: f64 = (0..len)
                     .map(|j| (herm[j] * (f[j] * f[j] + f[len + j] * f[len + j])) as f64)
                     .sum();
@@ -258,8 +260,9 @@ pub fn shift_scores(
                         b_row[[k, a]] = shift[a];
                     }
                 }
+                Ok(())
             },
-        );
+        )?;
     Ok((out, best))
 }
 
