@@ -2,7 +2,10 @@
 outputs of an earlier run left exactly as they were (SPEC §7).
 
 A full disk is simulated with ``RLIMIT_FSIZE`` in the child process (a write past the limit
-fails with EFBIG, as one on a full disk fails with ENOSPC). An unwritable folder is one
+fails with EFBIG, as one on a full disk fails with ENOSPC), from the start or from the call
+of a given writer (so that the run reaches it whatever it wrote before). Files must not be
+cut short silently: numpy's C writer loses the error of a small buffered write. An
+unwritable folder is one
 without write permission, or (for root, who may write anywhere) a read-only bind mount.
 """
 
@@ -15,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tomoclass.cli import main
@@ -45,6 +49,41 @@ def assert_clear_error(run, *words: str) -> None:
         assert word in lines[0], run.stderr
 
 
+FILLING = """
+import resource, sys
+import {module} as target
+from tomoclass.cli import main
+real = target.{function}
+def filling(*args, **kwargs):
+    resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+    return real(*args, **kwargs)
+target.{function} = filling
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def tomoclass_filling_up(args: list[str], module: str, function: str, file_limit: int):
+    """``tomoclass ARGS`` in a child process whose disk fills up (``file_limit`` bytes a file)
+    when ``MODULE.FUNCTION`` is called: the run gets as far as that writer, whatever the
+    run writes before it (checkpoints of any size)."""
+    script = FILLING.format(module=module, function=function, limit=file_limit)
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def whole_npy(folder: Path) -> None:
+    """Every ``.npy`` under ``folder`` reads back complete (none cut short by the full disk),
+    and no temporary file is left."""
+    assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+    for path in folder.rglob("*.npy"):
+        np.load(path)  # a file cut short does not read (its data do not fill its shape)
+
+
+def finished(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """The files of ``folder`` without the checkpoint, which is kept for ``--resume``."""
+    return {k: v for k, v in snapshot(folder).items() if not k.startswith(".ccc_checkpoint/")}
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """20 particles of 16³, 2 classes."""
@@ -59,10 +98,10 @@ def test_ccc_on_a_full_disk_keeps_the_earlier_matrix(data, tmp_path):
               "-o", str(out)]  # fmt: skip
     assert main([*common, "-f", "5"]) == 0
     before = snapshot(out)
-    run = tomoclass([*common, "-f", "4"], file_limit=1000)  # tiles fit, the CSV and NPY not
+    # The disk fills up once the checkpoint holds every tile: the CSV and NPY do not fit.
+    run = tomoclass_filling_up([*common, "-f", "4"], "tomoclass.ccc", "write_matrix", 1000)
     assert_clear_error(run, "correlation_matrix", "cannot write", "too large")
-    finished = {k: v for k, v in snapshot(out).items() if not k.startswith(".ccc_checkpoint/")}
-    assert finished == before
+    assert finished(out) == before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     # The finished tiles were kept: once there is room, --resume completes the run.
     assert main([*common, "-f", "4", "--resume"]) == 0
@@ -163,3 +202,62 @@ def test_an_unwritable_output_folder_is_a_clear_error(data, tmp_path, command):
     folder.chmod(0o755)
     assert_clear_error(run, str(folder), "not writable")
     assert snapshot(folder) == before
+
+
+def test_ccc_no_csv_on_a_full_disk_keeps_the_earlier_matrix(data, tmp_path):
+    """``ccc --no-csv`` (only the ``.npy``, 1728 bytes) with room for 1000 bytes a file: exit
+    2, one error naming the matrix, the earlier matrix untouched. numpy's C writer would
+    leave a cut-short matrix without an error (its buffered write fails on close)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    common = ["ccc", "-p", str(data), "-m", str(data.parent / "mask.em"), "--tile", "5",
+              "--no-csv", "-o", str(out)]  # fmt: skip
+    assert main([*common, "-f", "5"]) == 0
+    before = snapshot(out)
+    run = tomoclass_filling_up([*common, "-f", "4"], "tomoclass.ccc", "write_matrix", 1000)
+    assert_clear_error(run, "correlation_matrix.npy", "cannot write", "too large")
+    assert finished(out) == before
+    whole_npy(out)
+
+
+def test_landmarks_on_a_full_disk_keep_the_earlier_npz(data, tmp_path):
+    """``ccc --landmarks`` writes ``correlation_landmarks.npz``; with room for 300 bytes a
+    file: exit 2, one error naming it, the earlier file untouched and still readable."""
+    out = tmp_path / "out"
+    out.mkdir()
+    common = ["ccc", "-p", str(data), "-m", str(data.parent / "mask.em"), "--landmarks", "6",
+              "-o", str(out)]  # fmt: skip
+    assert main([*common, "-f", "5"]) == 0
+    assert (out / "correlation_landmarks.npz").stat().st_size > 300
+    before = snapshot(out)
+    run = tomoclass_filling_up([*common, "-f", "4"], "tomoclass.ccc", "write_landmarks", 300)
+    assert_clear_error(run, "correlation_landmarks.npz", "cannot write")
+    assert finished(out) == before
+    with np.load(out / "correlation_landmarks.npz") as npz:
+        assert npz["block"].shape == (20, 6)
+
+
+@pytest.mark.parametrize("command", ["ccc", "mco-exmx"])
+def test_a_checkpoint_on_a_full_disk_is_a_clear_error_and_not_cut_short(data, tmp_path, command):
+    """Room for 200 bytes a file from the start: the first checkpoint block (a CCC tile or
+    feature block, MCO's labels: 228 bytes and more) cannot be written. Exit 2, one error
+    naming the checkpoint, no output, and no block cut short in the checkpoint folder (a
+    resume would read it as finished work)."""
+    mask = str(data.parent / "mask.em")
+    out = tmp_path / "out"
+    if command == "ccc":
+        out.mkdir()
+        args = ["ccc", "-p", str(data), "-m", mask, "-f", "4", "--tile", "5", "--no-csv",
+                "-o", str(out)]  # fmt: skip
+        checkpoint = out / ".ccc_checkpoint"
+    else:
+        args = ["mco-exmx", "-p", str(data), "-m", mask, "-c", "2", "-d", str(out),
+                "--highest-frequency", "4", "-n", "3"]  # fmt: skip
+        checkpoint = tmp_path / ".out.checkpoint"
+    run = tomoclass(args, file_limit=200)
+    assert_clear_error(run, str(checkpoint), "cannot write")
+    if command == "ccc":
+        assert not [p for p in out.iterdir() if p.name.startswith("correlation_matrix")]
+    else:
+        assert not out.exists()
+    whole_npy(tmp_path)
