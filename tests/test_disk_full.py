@@ -5,8 +5,8 @@ A full disk is simulated with ``RLIMIT_FSIZE`` in the child process (a write pas
 fails with EFBIG, as one on a full disk fails with ENOSPC), from the start or from the call
 of a given writer (so that the run reaches it whatever it wrote before). Files must not be
 cut short silently: numpy's C writer loses the error of a small buffered write. An
-unwritable folder is one
-without write permission, or (for root, who may write anywhere) a read-only bind mount.
+unwritable folder is one without write permission, or (for root, who may write anywhere) a
+read-only bind mount.
 """
 
 from __future__ import annotations
