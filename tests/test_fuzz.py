@@ -697,7 +697,7 @@ def _fuzz_tbl(tmp_path, rows, valid, raw, use_raw):
         path.write_text("".join(" ".join(r) + "\n" for r in table))
         plist = read_particle_list(path)
         assert len(plist) == len(rows)
-        assert [p.filename for p in plist] == [f"particle_{i + 1:06d}.em" for i in range(len(rows))]
+        assert [p.filename for p in plist] == [f"particle_{i + 1:05d}.em" for i in range(len(rows))]
         return
     else:
         path.write_text("".join(" ".join(r) + "\n" for r in rows))

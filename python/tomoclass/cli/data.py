@@ -255,9 +255,8 @@ def _run_convert(args: argparse.Namespace) -> None:
 
     if Path(args.input).absolute() == Path(args.output).absolute():
         raise TomoclassError(f"{args.output}: output is the input file")
-    convert_particle_list(
-        args.input, args.output, pixel_size=args.pixel_size, **sampling_options(args)
-    )
+    convert_particle_list(args.input, args.output, pixel_size=args.pixel_size,
+                          particle_files=args.particle_files, **sampling_options(args))  # fmt: skip
     print(f"wrote {args.output}")
 
 
@@ -277,8 +276,14 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
             "Missing wedges survive: PyTom wedges and tilt series go to STAR in tomoclass's\n"
             "columns, CTF volumes as rlnCtfImage; Dynamo tables keep only a tilt range (with\n"
             "a warning). The options below give particles without one their missing wedge.\n\n"
+            "Dynamo reads particle <tag> from particle_<tag>.em (or .mrc) beside the table,\n"
+            "the tag zero-padded to 5 digits as dynamo_table_crop writes it (particle_00001.em);\n"
+            "tomoclass reads them so, and a table written where the particles are not gets a\n"
+            "warning. --link-particles puts symbolic links under those names beside OUT,\n"
+            "--copy-particles copies; a file of another particle in the way is an error.\n\n"
             "examples:\n  tomoclass convert particles.xml particles.star --pixel-size 13.6\n"
-            "  tomoclass convert particles.star particles.xml --tomograms tomograms.star"
+            "  tomoclass convert particles.star particles.xml --tomograms tomograms.star\n"
+            "  tomoclass convert particles.xml crop.tbl --link-particles"
         ),
     )
     p.add_argument("input", type=Path, help="particle list to read")
@@ -288,5 +293,11 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="Å per voxel for STAR shifts (default: the STAR file's, else 1)",
     )
+    dynamo = p.add_argument_group("Dynamo table (OUT.tbl)").add_mutually_exclusive_group()
+    dynamo.add_argument("--link-particles", dest="particle_files", action="store_const",
+                        const="link", help="symbolic links particle_<tag>.em beside OUT, "
+                        "to the particle files")  # fmt: skip
+    dynamo.add_argument("--copy-particles", dest="particle_files", action="store_const",
+                        const="copy", help="copies of the particle files beside OUT")  # fmt: skip
     add_sampling(p)
     p.set_defaults(run=_run_convert)

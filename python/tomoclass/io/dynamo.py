@@ -6,12 +6,18 @@ Columns used (1-based, as Dynamo counts them): 1 tag, 4-6 shift dx dy dz (voxels
 position in the tomogram, voxels). Other columns are kept and written back; new tables get
 the conventional 35 columns (2 aligned = 1, 3 averaged = 1, the rest 0 unless set).
 
-Filenames are not part of a table. tomoclass names each particle by Dynamo's cropping
-convention, ``particle_<tag, 6 digits>.em`` (``particle_000012.em`` for tag 12), in the
-table's folder (``dynamo_crop`` writes its ``crop.tbl`` next to the particles). On writing,
-tags come from filenames ``particle_<tag>.em`` (or ``.mrc``) when every particle has one and
-the tags are unique and >= 1; otherwise they are 1, 2, … in list order. Filenames themselves
-are not stored.
+Filenames are not part of a table: Dynamo finds the particle with tag t in the table's
+data folder as ``particle_<t>.em`` (or ``.mrc``), the tag zero-padded to the same width for
+every file of the folder; ``dynamo_table_crop`` pads to 5 digits by default (its
+``tag_padding``, "particle_00012.em", and its ``crop.tbl`` goes into that folder: Dynamo
+wiki, ``dynamo_table_crop`` and "Data folder"; RELION's Dynamo import names
+``particle_<5 digits>`` too, ``src/jaz/tomography/dynamo/dynamo_particle.cpp``
+``getFormattedTag``). On reading, each particle is the file of its tag in the table's folder
+(any padding, ``.em`` or ``.mrc``), else ``particle_<5 digits>.em`` there. On writing, tags
+come from filenames ``particle_<tag>.em`` (or ``.mrc``) when every particle has one and the
+tags are unique and >= 1; otherwise they are 1, 2, … in list order. Filenames themselves are
+not stored: particles not in the table's folder under those names get one warning, and
+:func:`write_tbl` links or copies them there on request (``particle_files``).
 
 Rotation: Dynamo's ``dynamo_euler2matrix(tdrot, tilt, narot)`` is
 ``M = Rz(narot)·Rx(tilt)·Rz(tdrot)``, and the Dynamo wiki (Euler angles convention) defines
@@ -52,14 +58,17 @@ import itertools
 import math
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.geometry import Rotation, Shift
-from tomoclass.io.files import PathLike, atomic_output
+from tomoclass.io.files import PathLike, atomic_output, output_group
+from tomoclass.io.volumes import MRC_EXTENSIONS
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import SingleTiltWedge, TiltSeries, Wedge, WeightVolume, tilt_range
 
@@ -67,7 +76,11 @@ TAG, DX, TDROT, CC, FTYPE, YMIN, YMAX, TOMO, CLASS, X = 0, 3, 6, 9, 12, 13, 14, 
 """0-based column indices (Dynamo's column number minus one)."""
 COLUMNS = 35
 MIN_COLUMNS = 26
-_NAME = re.compile(r"particle_(\d+)\.(em|mrc)$")
+TAG_PADDING = 5
+"""Digits of a tag in a particle's file name, as ``dynamo_table_crop`` writes them."""
+_NAME = re.compile(r"particle_(\d+)\.(em|mrc)")
+ParticleFiles = Literal["link", "copy"]
+"""How :func:`write_tbl` puts the particles beside the table: symbolic links or copies."""
 
 
 def _wrap(angle: float) -> float:
@@ -85,25 +98,43 @@ def dynamo_angles(rotation: Rotation) -> tuple[float, float, float]:
     return _wrap(180.0 - rotation.z2), rotation.x, _wrap(180.0 - rotation.z1)
 
 
-def particle_filename(tag: int) -> str:
-    """Dynamo's name for the particle with this tag: ``particle_000012.em``."""
-    return f"particle_{tag:06d}.em"
+def particle_filename(tag: int, padding: int = TAG_PADDING, ext: str = ".em") -> str:
+    """Dynamo's name for the particle with this tag: ``particle_00012.em``."""
+    return f"particle_{tag:0{padding}d}{ext}"
+
+
+def particle_files(folder: PathLike) -> dict[int, str]:
+    """The file of each tag in the data folder ``folder``: ``particle_<tag>.em`` or ``.mrc``
+    with any zero padding (the first name in sorted order when a tag has several)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # a folder that cannot be listed holds no particles we could read
+        return {}
+    found: dict[int, str] = {}
+    for name in names:
+        match = _NAME.fullmatch(name)
+        if match:
+            found.setdefault(int(match.group(1)), name)
+    return found
 
 
 # ------------------------------------------------------------------------------ reading
 
 
 def read_tbl(path: PathLike) -> ParticleList:
-    """Read a Dynamo table; particles are ``particle_<tag>.em`` in the table's folder."""
+    """Read a Dynamo table; particles are the files of their tags in the table's folder
+    (module docstring)."""
     name = os.fspath(path)
     table = _load(name)
+    folder = Path(name).absolute().parent
+    found = particle_files(folder) if len(table) else {}
     particles = []
     for i, row in enumerate(table):
         try:
-            particles.append(_particle(row))
+            particles.append(_particle(row, found))
         except (ValueError, TomoclassError) as err:
             raise TomoclassError(f"{name}: particle {i} (line {i + 1}): {err}") from None
-    return ParticleList(particles, Path(name).absolute().parent)
+    return ParticleList(particles, folder)
 
 
 def _load(name: str) -> np.ndarray:
@@ -137,10 +168,11 @@ def _integer(value: float, what: str) -> int:
     return int(value)
 
 
-def _particle(row: np.ndarray) -> Particle:
+def _particle(row: np.ndarray, found: dict[int, str]) -> Particle:
+    """The particle of a table row; its file is ``found[tag]``, else Dynamo's default name."""
     tag = _integer(row[TAG], "tag")
     return Particle(
-        filename=particle_filename(tag),
+        filename=found.get(tag) or particle_filename(tag),
         rotation=dynamo_rotation(*row[TDROT : TDROT + 3].tolist()),
         shift=Shift(*row[DX : DX + 3].tolist()),
         pick_position=PickPosition(
@@ -168,15 +200,94 @@ def _wedge(row: np.ndarray) -> Wedge | None:
 # ------------------------------------------------------------------------------ writing
 
 
-def write_tbl(plist: ParticleList, path: PathLike) -> None:
-    """Write ``plist`` as a Dynamo table atomically (columns and conventions: module docstring)."""
+def write_tbl(
+    plist: ParticleList, path: PathLike, *, particle_files: ParticleFiles | None = None
+) -> None:
+    """Write ``plist`` as a Dynamo table atomically (columns and conventions: module docstring).
+
+    Dynamo reads the particles from the table's folder (``particle_<tag>.em``). With
+    ``particle_files`` ``"link"`` (symbolic links to the particle files) or ``"copy"``, the
+    particles not there yet are put there, together with the table (a file of another
+    particle in the way is an error, and nothing is written); without it, one warning counts
+    the particles Dynamo will not find.
+    """
     name = os.fspath(path)
     rows, losses = _rows(name, plist)
     text = "".join(" ".join(_format(v) for v in row) + "\n" for row in rows)
-    with atomic_output(name) as tmp, open(tmp, "w", encoding="ascii") as f:
-        f.write(text)
+    missing = _missing_particles(plist, [int(t) for t in rows[:, TAG]], Path(name).absolute())
+    if particle_files is not None:
+        _check_placeable(missing, particle_files)
+    with output_group():
+        with atomic_output(name) as tmp, open(tmp, "w", encoding="ascii") as f:
+            f.write(text)
+        for source, target in missing if particle_files is not None else ():
+            _place(source, target, particle_files)
     if losses:
         warnings.warn(_loss_message(name, losses), TomoclassWarning, stacklevel=2)
+    if missing and particle_files is None:
+        warnings.warn(_missing_message(name, missing, len(plist)), TomoclassWarning,
+                      stacklevel=2)  # fmt: skip
+
+
+def _missing_particles(
+    plist: ParticleList, tags: list[int], table: Path
+) -> list[tuple[Path, Path]]:
+    """``(particle file, name Dynamo reads it by)`` of each particle whose file is not the
+    file of its tag in the folder of ``table`` (names padded alike: :data:`TAG_PADDING`
+    digits, more if a tag needs them)."""
+    folder = table.parent
+    present = particle_files(folder) if len(plist) else {}
+    padding = max([TAG_PADDING, *(len(str(t)) for t in tags)])
+    missing = []
+    for source, tag in zip(plist.paths(), tags, strict=True):
+        there = folder / present[tag] if tag in present else None
+        if there is None or not _same_file(there, source):
+            ext = ".mrc" if source.suffix.lower() in MRC_EXTENSIONS else ".em"
+            missing.append((source, there or folder / particle_filename(tag, padding, ext)))
+    return missing
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_placeable(missing: list[tuple[Path, Path]], how: ParticleFiles) -> None:
+    """A clear error, before anything is written, for a particle file that does not exist or
+    a file of another particle where its link or copy would go."""
+    if how not in ("link", "copy"):
+        raise TomoclassError(f"particle_files must be 'link' or 'copy', got {how!r}")
+    for source, target in missing:
+        if not os.path.isfile(source):
+            raise TomoclassError(f"{source}: no such particle file to {how}")
+        if os.path.lexists(target):
+            raise TomoclassError(
+                f"{target}: exists and is not {source}; Dynamo would read it for that "
+                f"particle, so nothing was written (move it away, or write the table elsewhere)"
+            )
+
+
+def _place(source: Path, target: Path, how: ParticleFiles) -> None:
+    """A symbolic link ``target`` to ``source`` (absolute), or a copy of it, atomically."""
+    with atomic_output(target) as tmp:
+        if how == "copy":
+            shutil.copyfile(source, tmp)
+        else:
+            os.remove(tmp)
+            os.symlink(os.path.abspath(source), tmp)
+
+
+def _missing_message(name: str, missing: list[tuple[Path, Path]], total: int) -> str:
+    """The warning for particles Dynamo will not find beside the table."""
+    source, target = missing[0]
+    return (
+        f"{name}: Dynamo reads each particle from particle_<tag>.em beside the table, and "
+        f"{len(missing)} of {total} particles are not there (the first: {source} as "
+        f"{target.name}); tomoclass convert --link-particles or --copy-particles (write_tbl's "
+        "particle_files) puts them there"
+    )
 
 
 _LOSSES = {
@@ -217,7 +328,7 @@ def _rows(name: str, plist: ParticleList) -> tuple[np.ndarray, dict[str, int]]:
 
 def _tags(plist: ParticleList) -> list[int]:
     """Tags from ``particle_<tag>`` filenames if all have one, unique and >= 1; else 1..N."""
-    matches = [_NAME.search(p.filename.replace("\\", "/")) for p in plist]
+    matches = [_NAME.fullmatch(os.path.basename(p.filename.replace("\\", "/"))) for p in plist]
     tags = [int(m.group(1)) for m in matches if m is not None]
     if len(tags) == len(plist) and len(set(tags)) == len(tags) and min(tags, default=1) >= 1:
         return tags
@@ -242,7 +353,7 @@ def _row(
     """One table row: the source row updated where the particle changed, or a new row;
     ``losses`` counts what a written wedge loses."""
     source = p._source if isinstance(p._source, np.ndarray) else None
-    before = _particle(source) if source is not None else None
+    before = _particle(source, {}) if source is not None else None
     row = np.zeros(width)
     if source is None:
         row[1] = row[2] = 1.0  # aligned, averaged

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
-from tomoclass.io.dynamo import read_tbl, write_tbl
+from tomoclass.io.dynamo import ParticleFiles, read_tbl, write_tbl
 from tomoclass.io.files import PathLike
 from tomoclass.io.pytom_xml import read_pytom_xml, write_pytom_xml
 from tomoclass.io.star import lookup_tomogram, read_star, write_star
@@ -141,37 +141,58 @@ def _unused(source, count: int) -> None:
     )
 
 
+def _destination(path: PathLike, particle_files: ParticleFiles | None) -> str:
+    """The format of the list ``path`` will be written in; an error for an unknown one, or
+    for ``particle_files`` with anything but a Dynamo table."""
+    kind = _format(path)
+    if particle_files is not None and kind != ".tbl":
+        raise TomoclassError(
+            f"{os.fspath(path)}: only a Dynamo table (.tbl) keeps its particles beside it "
+            "(--link-particles, --copy-particles)"
+        )
+    return kind
+
+
 def write_particle_list(
     plist: ParticleList,
     path: PathLike,
     *,
     pixel_size: float | None = None,
     columns: Mapping[str, Sequence] | None = None,
+    particle_files: ParticleFiles | None = None,
 ) -> None:
     """Write a particle list atomically; the format follows the extension (.xml, .star, .tbl).
 
     ``columns`` (name → one value per particle) are added to a STAR file; the other formats
-    have no place for them."""
-    kind = _format(path)
+    have no place for them. ``particle_files`` (``"link"`` or ``"copy"``, Dynamo tables
+    only) puts the particles beside the table, where Dynamo reads them (:func:`write_tbl`)."""
+    kind = _destination(path, particle_files)
     if kind == ".xml":
         write_pytom_xml(plist, path)
     elif kind == ".star":
         write_star(plist, path, pixel_size=pixel_size, columns=columns)
     else:
-        write_tbl(plist, path)
+        write_tbl(plist, path, particle_files=particle_files)
 
 
 def convert_particle_list(
-    src: PathLike, dst: PathLike, *, pixel_size: float | None = None, **sampling
+    src: PathLike,
+    dst: PathLike,
+    *,
+    pixel_size: float | None = None,
+    particle_files: ParticleFiles | None = None,
+    **sampling,
 ) -> None:
     """Read ``src`` and write it as ``dst`` (formats by extension).
 
     ``pixel_size`` (Å/voxel) is used for a STAR source or destination; when neither file
-    says it, shifts convert at 1 Å per voxel. ``sampling``: the options of
-    :func:`read_particle_list` that give particles their missing wedge.
+    says it, shifts convert at 1 Å per voxel. ``particle_files``: for a Dynamo table
+    ``dst``, link or copy the particles beside it (:func:`write_particle_list`).
+    ``sampling``: the options of :func:`read_particle_list` that give particles their
+    missing wedge.
     """
-    _format(dst)  # refuse an unknown destination before reading anything
+    _destination(dst, particle_files)  # refuse a wrong destination before reading anything
     plist = read_particle_list(src, pixel_size=pixel_size, **sampling)
     if len(plist) == 0:
         raise TomoclassError(f"{os.fspath(src)}: the particle list is empty")
-    write_particle_list(plist, dst, pixel_size=pixel_size)
+    write_particle_list(plist, dst, pixel_size=pixel_size, particle_files=particle_files)
