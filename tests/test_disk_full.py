@@ -51,22 +51,32 @@ def assert_clear_error(run, *words: str) -> None:
 
 FILLING = """
 import resource, sys
+import tomoclass.io.files
 import {module} as target
 from tomoclass.cli import main
 real = target.{function}
 def filling(*args, **kwargs):
-    resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+    limit = {limit}
+    if {npy!r}:  # save_npy(path, array): full within the last bytes of the file named npy
+        if {npy!r} not in str(args[0]):
+            return real(*args, **kwargs)
+        limit = 128 + args[1].nbytes - 8
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     return real(*args, **kwargs)
-target.{function} = filling
+for module in list(sys.modules.values()):  # also where it was imported by name
+    if getattr(module, "{function}", None) is real:
+        setattr(module, "{function}", filling)
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def tomoclass_filling_up(args: list[str], module: str, function: str, file_limit: int):
+def tomoclass_filling_up(args: list[str], module: str, function: str, file_limit: int = 0,
+                         npy: str = ""):  # fmt: skip
     """``tomoclass ARGS`` in a child process whose disk fills up (``file_limit`` bytes a file)
-    when ``MODULE.FUNCTION`` is called: the run gets as far as that writer, whatever the
-    run writes before it (checkpoints of any size)."""
-    script = FILLING.format(module=module, function=function, limit=file_limit)
+    when ``MODULE.FUNCTION`` is called, so that the run gets as far as that writer whatever it
+    writes before; with ``npy``, when ``save_npy`` writes a file whose path holds ``npy``, 8
+    bytes before that file's end."""
+    script = FILLING.format(module=module, function=function, limit=file_limit, npy=npy)
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                           text=True, timeout=300)  # fmt: skip
 
@@ -237,12 +247,16 @@ def test_landmarks_on_a_full_disk_keep_the_earlier_npz(data, tmp_path):
         assert npz["block"].shape == (20, 6)
 
 
-@pytest.mark.parametrize("command", ["ccc", "mco-exmx"])
-def test_a_checkpoint_on_a_full_disk_is_a_clear_error_and_not_cut_short(data, tmp_path, command):
-    """Room for 200 bytes a file from the start: the first checkpoint block (a CCC tile or
-    feature block, MCO's labels: 228 bytes and more) cannot be written. Exit 2, one error
-    naming the checkpoint, no output, and no block cut short in the checkpoint folder (a
-    resume would read it as finished work)."""
+@pytest.mark.parametrize(
+    ("command", "block"),
+    [("ccc", "tile_0_0.npy"), ("ccc", "features_"), ("mco-exmx", "labels.npy")],
+)
+def test_a_checkpoint_on_a_full_disk_is_a_clear_error_and_not_cut_short(data, tmp_path, command,
+                                                                         block):  # fmt: skip
+    """The disk fills up within the last 8 bytes of a checkpoint block (a CCC tile or
+    feature block, MCO's labels after the first iteration): exit 2, one error naming that
+    block, no output, and no block cut short in the checkpoint folder (a resume would take
+    it for finished work)."""
     mask = str(data.parent / "mask.em")
     out = tmp_path / "out"
     if command == "ccc":
@@ -254,8 +268,8 @@ def test_a_checkpoint_on_a_full_disk_is_a_clear_error_and_not_cut_short(data, tm
         args = ["mco-exmx", "-p", str(data), "-m", mask, "-c", "2", "-d", str(out),
                 "--highest-frequency", "4", "-n", "3"]  # fmt: skip
         checkpoint = tmp_path / ".out.checkpoint"
-    run = tomoclass(args, file_limit=200)
-    assert_clear_error(run, str(checkpoint), "cannot write")
+    run = tomoclass_filling_up(args, "tomoclass.io.files", "save_npy", npy=block)
+    assert_clear_error(run, str(checkpoint), block, "cannot write")
     if command == "ccc":
         assert not [p for p in out.iterdir() if p.name.startswith("correlation_matrix")]
     else:
