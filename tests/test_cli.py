@@ -74,7 +74,8 @@ def test_same_long_names_in_every_command():
     assert parse(["classify", "-p", "a", "-m", "m", "--nclass", "2", "--lowpass", "8",
                   "--output", "o"]).lowpass == 8.0  # fmt: skip
     assert parse(["simulate", "d", "--nclass", "3"]).classes == 3
-    job = parse(["job", "exmx", "-o", "job.xml", "-f", "6", "--nclass", "2"])
+    job = parse(["job", "exmx", "-o", "job.xml", "-f", "6", "--nclass", "2", "-p", "a.xml",
+                 "-m", "m.em", "-d", "out"])  # fmt: skip
     assert (str(job.output), job.highest_frequency, job.classes) == ("job.xml", 6.0, 2)
 
 
@@ -165,3 +166,74 @@ def test_suspicious_lists_and_masks_get_one_warning_line_each(tmp_path, capsys):
                      "-o", str(tmp_path), "--no-csv"]) == 0  # fmt: skip
         err = capsys.readouterr().err
         assert err.count(said) == 1, err
+
+
+COMMANDS = ("ccc", "cpca", "classify", "mco-exmx", "mco-ac", "job", "average", "merge",
+            "select", "split", "convert", "simulate", "demo", "report")  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_no_none_default_and_says_what_is_written_where(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "default: None" not in text
+    assert "made if missing" in text or "missing folders are made" in text or command == "report"
+
+
+def test_mco_help_marks_what_a_run_needs_without_a_job_file(capsys):
+    with pytest.raises(SystemExit):
+        main(["mco-exmx", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("particle list", "real-space mask volume", "number of classes"):
+        assert f"{flag} (required without -j)" in text
+
+
+def test_job_without_its_settings_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["job", "ac", "-o", str(tmp_path / "job.xml")])
+    assert info.value.code == 2
+    assert "required: -p/--particles, -m/--mask" in capsys.readouterr().err
+    assert not (tmp_path / "job.xml").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    sim = simulate_particles(SimulationConfig(n_particles=16, n_classes=2, box=16, snr=1.0,
+                                              seed=2))  # fmt: skip
+    return write_simulation(sim, tmp_path_factory.mktemp("tiny") / "sim")
+
+
+def test_every_command_makes_missing_output_folders(tiny, tmp_path):
+    """Outputs in folders that do not exist yet (two levels deep) are made, in every
+    command; mco-ac runs with its documented default temperatures."""
+    pl, mask, new = str(tiny), str(tiny.parent / "mask.em"), tmp_path / "a" / "b"
+    ccc = new / "ccc"
+    runs = [
+        ["ccc", "-p", pl, "-m", mask, "-f", "4", "-o", str(ccc)],
+        ["cpca", "-p", pl, "-c", str(ccc / "correlation_matrix.npy"), "-n", "2",
+         "-o", str(new / "cpca" / "c.xml"), "-t", str(new / "tables"),
+         "-a", str(new / "avg" / "a")],
+        ["classify", "-p", pl, "-m", mask, "-n", "2", "-f", "4", "--restarts", "1",
+         "-o", str(new / "classify")],
+        ["mco-exmx", "-p", pl, "-m", mask, "-c", "2", "-f", "4", "-d", str(new / "exmx")],
+        ["mco-ac", "-p", pl, "-m", mask, "-c", "2", "-f", "4", "-d", str(new / "ac")],
+        ["job", "ac", "-p", pl, "-m", mask, "-c", "2", "-d", "x", "-o", str(new / "job" / "j.xml")],
+        ["average", "-p", str(new / "cpca" / "c.xml"), "-o", str(new / "average" / "avg")],
+        ["merge", "-p", str(new / "cpca" / "c.xml"), "--n-clusters", "1",
+         "-o", str(new / "merge" / "m.xml")],
+        ["select", "-p", str(new / "cpca" / "c.xml"), "--classes", "0",
+         "-o", str(new / "select" / "s.xml")],
+        ["split", "-p", str(new / "cpca" / "c.xml"), "-o", str(new / "split" / "s")],
+        ["convert", pl, str(new / "convert" / "p.star")],
+        ["simulate", str(new / "simulate"), "-n", "4", "--box", "16"],
+    ]  # fmt: skip
+    for args in runs:
+        assert main(args) == 0, args
+    made = {"ccc": "correlation_matrix.npy", "cpca": "c.xml", "tables": "run.json",
+            "avg": "a_0.em", "classify": "run.json", "exmx": "run.json", "ac": "swaps.csv",
+            "job": "j.xml", "average": "avg_resolution.json", "merge": "m_merge.json",
+            "select": "s.xml", "split": "s_0.xml", "convert": "p.star",
+            "simulate": "particles.xml"}  # fmt: skip
+    for folder, name in made.items():
+        assert (new / folder / name).is_file(), folder

@@ -360,6 +360,8 @@ def test_exmx_job_with_annealing_fields_is_refused(folder: Path) -> None:
 
 def test_unwritable_destination(folder: Path) -> None:
     job = read_mco_job(write_job(folder, job_text("exmx")))
-    target = folder / "no" / "such" / "dir" / "job.xml"
+    blocker = folder / "a_file"
+    blocker.write_text("not a folder")
+    target = blocker / "dir" / "job.xml"  # a missing folder is made, but not under a file
     with pytest.raises(TomoclassError, match="cannot write"):
         write_mco_job(job, target)

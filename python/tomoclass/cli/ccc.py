@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from tomoclass.cli.common import (
+    MADE,
     Formatter,
     add_memory,
     add_sampling,
@@ -124,7 +125,7 @@ def add_ccc(sub: argparse._SubParsersAction) -> None:
         help="highest frequency, Fourier voxels of the binned box (below 1: fraction of it)",
     )
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
-    p.add_argument("-o", "--output", type=Path, default=Path("."), help="output folder")
+    p.add_argument("-o", "--output", type=Path, default=Path("."), help="output folder" + MADE)
     p.add_argument(
         "--mode",
         choices=("fourier", "real"),

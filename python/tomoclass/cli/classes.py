@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tomoclass.cli.common import (
     ANGSTROM_RULE,
+    MADE,
     Formatter,
     add_sampling,
     add_symmetry,
@@ -64,7 +65,7 @@ def add_average(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("-p", "--particles", type=Path, required=True, help="particle list")
-    p.add_argument("-o", "--output", required=True, help="prefix of the output files")
+    p.add_argument("-o", "--output", required=True, help="prefix of the output files" + MADE)
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
     p.add_argument(
         "-f",
@@ -149,7 +150,7 @@ def add_select_split(sub: argparse._SubParsersAction) -> None:
                    help="keep particles whose margin is at least M (0..2)")  # fmt: skip
     p.add_argument("--scores", type=Path,
                    help="the scores table (default: scores.csv beside the list)")  # fmt: skip
-    p.add_argument("-o", "--output", type=Path, required=True, help="particle list to write")
+    p.add_argument("-o", "--output", type=Path, required=True, help="particle list to write" + MADE)
     p.set_defaults(run=_run_select)
     p = sub.add_parser(
         "split",
@@ -158,7 +159,7 @@ def add_select_split(sub: argparse._SubParsersAction) -> None:
         description="Write PREFIX_<class>.xml for every class of the list.",
     )
     p.add_argument("-p", "--particles", type=Path, required=True, help="classified list")
-    p.add_argument("-o", "--output", required=True, help="prefix of the lists")
+    p.add_argument("-o", "--output", required=True, help="prefix of the lists" + MADE)
     p.set_defaults(run=_run_split)
 
 
@@ -222,7 +223,7 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--groups", help="classes to merge, e.g. 0,2,3;1,4;5,6")
     how.add_argument("--n-clusters", type=int, help="number of merged classes")
     how.add_argument("--threshold", type=float, help="merge below this distance 1 - CCC")
-    p.add_argument("-o", "--output", type=Path, required=True, help="merged list to write")
+    p.add_argument("-o", "--output", type=Path, required=True, help="merged list to write" + MADE)
     p.add_argument("-m", "--mask", type=Path, help="mask (default: a sphere of the box)")
     p.add_argument("-a", "--averages",
                    help="reuse existing averages PREFIX_<k>.em (else computed)")  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 from tomoclass import __version__
 from tomoclass.cli.common import (
     ANGSTROM_RULE,
+    NEW_FOLDER,
     Formatter,
     add_memory,
     add_sampling,
@@ -145,7 +146,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="band limit, Fourier voxels of the binned box; " + ANGSTROM_RULE,
     )
-    p.add_argument("-o", "--output", type=Path, required=True, help="new output folder")
+    p.add_argument("-o", "--output", type=Path, required=True, help=NEW_FOLDER)
     p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
     p.add_argument("-b", "--binning", type=int, default=1, help="Fourier binning factor")
     p.add_argument("--restarts", type=int, default=4, help="seeded refinements")

@@ -32,6 +32,13 @@ ANGSTROM_RULE = (
 """For ``--help`` texts of frequencies: how a radius in Fourier voxels reads in Å."""
 
 
+NEW_FOLDER = "new output folder, made if missing (an existing one must be empty)"
+"""Help of the output of a command that owns its whole folder."""
+
+MADE = " (missing folders are made)"
+"""Help suffix of an output file or prefix."""
+
+
 def check_new_folder(destination: Path) -> Path:
     """The parent of ``destination`` (which may still have to be made), for a command that
     owns its whole output folder: ``destination`` must not exist or be an empty folder."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tomoclass import __version__
 from tomoclass.cli.common import (
+    MADE,
     Formatter,
     add_sampling,
     add_symmetry,
@@ -58,9 +59,8 @@ def _run_cpca(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     folder = args.output.parent if args.tables is None else args.tables
     prefix = args.average or args.output.with_suffix("").as_posix() + "_class"
-    for place in {args.output.parent, Path(prefix).parent}:
-        writable_folder(place)
-    writable_folder(folder, create=True)
+    for place in {args.output.parent, Path(prefix).parent, folder}:
+        writable_folder(place)  # made when written
     plist = read_particles(args)
     if not args.ccc.exists() and str(args.ccc).isdigit():
         raise TomoclassError(
@@ -149,10 +149,19 @@ def add_cpca(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-e", "--neig", default="auto", help="eigenvectors used, or auto")
     p.add_argument("-n", "--nclass", type=int, required=True, help="number of classes")
-    p.add_argument("-o", "--output", type=Path, required=True, help="classified particle list")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="classified particle list; the averages, tables and run.json go beside it" + MADE,
+    )
     p.add_argument("-a", "--average", help="prefix of the class averages (default: OUT_class)")
     p.add_argument(
-        "-t", "--tables", type=Path, help="folder for eigenvalues, coefficients, run.json"
+        "-t",
+        "--tables",
+        type=Path,
+        help="folder for eigenvalues, coefficients, run.json (default: OUT's folder)",
     )
     p.add_argument("-b", "--binning", type=int, default=1, help="binning of the averages")
     p.add_argument("-f", "--lowpass", type=float, help="low-pass of the averages (Fourier voxels)")

@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 
 from tomoclass.cli.common import (
+    MADE,
+    NEW_FOLDER,
     Formatter,
     add_sampling,
     publish_folder,
@@ -79,7 +81,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
             "Without DIR the outputs go to a new temporary folder."
         ),
     )
-    p.add_argument("directory", type=Path, nargs="?", help="new (or empty) output folder")
+    p.add_argument("directory", type=Path, nargs="?", help=NEW_FOLDER)
     p.add_argument("-n", "--particles", type=int, default=300, help="number of particles")
     p.add_argument("-k", "--classes", "--nclass", dest="classes", type=int, default=3,
                    help="number of classes")  # fmt: skip
@@ -153,7 +155,7 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
             "  tomoclass simulate sim_warp --layout warp --pixel-size 10 --defocus 3,5"
         ),
     )
-    p.add_argument("directory", type=Path, help="new (or empty) output folder")
+    p.add_argument("directory", type=Path, help=NEW_FOLDER)
     p.add_argument("-n", "--particles", type=int, default=200, help="number of particles")
     p.add_argument("-k", "--classes", "--nclass", dest="classes", type=int, default=2,
                    help="number of classes (1-8)")  # fmt: skip
@@ -287,7 +289,7 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("input", type=Path, help="particle list to read")
-    p.add_argument("output", type=Path, help="particle list to write")
+    p.add_argument("output", type=Path, help="particle list to write" + MADE)
     p.add_argument(
         "--pixel-size",
         type=float,

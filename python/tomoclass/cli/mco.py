@@ -7,8 +7,11 @@ import argparse
 from pathlib import Path
 
 from tomoclass import __version__
+from tomoclass.classify import ANNEALING_STEP, START_TEMPERATURE
 from tomoclass.cli.common import (
     ANGSTROM_RULE,
+    MADE,
+    NEW_FOLDER,
     Formatter,
     add_memory,
     add_sampling,
@@ -34,14 +37,10 @@ from tomoclass.errors import TomoclassError
 _MCO_REQUIRED = {"particles": "-p", "mask": "-m", "classes": "-c", "destination": "-d"}
 
 
-_AC_REQUIRED = {"start_temperature": "--start-temperature", "annealing_step": "--annealing-step"}
-
-
 def _mco_settings(args: argparse.Namespace):
     """The particle list of an MCO run; with ``-j`` the job file's settings fill ``args``."""
     if args.job is None:
-        required = {**_MCO_REQUIRED, **(_AC_REQUIRED if args.command == "mco-ac" else {})}
-        missing = [flag for key, flag in required.items() if getattr(args, key) is None]
+        missing = [flag for key, flag in _MCO_REQUIRED.items() if getattr(args, key) is None]
         if missing:
             raise TomoclassError(f"give -j JOB.xml or {', '.join(missing)}")
         return read_particles(args)
@@ -82,8 +81,6 @@ def _run_job(args: argparse.Namespace) -> None:
         criterion=args.criterion if annealing else None,
         symmetry=point_symmetry(args.symmetry) or PointSymmetry(),
     )  # fmt: skip
-    if annealing and (job.start_temperature is None or job.annealing_step is None):
-        raise TomoclassError("an AC job needs --start-temperature and --annealing-step")
     write_mco_job(job, args.output)
     print(f"wrote {args.output}; run it with: tomoclass mco-{args.kind} -j {args.output}")
 
@@ -284,12 +281,18 @@ def _run_mco(args: argparse.Namespace) -> None:
 def _add_mco_options(p: argparse.ArgumentParser, annealing: bool, run: bool = True) -> None:
     """The settings of an MCO run (also those of ``tomoclass job``; ``run``: the command
     runs it, so ``--output`` names its folder, as in the other commands)."""
-    p.add_argument("-p", "--particles", type=Path, help="particle list")
-    p.add_argument("-m", "--mask", type=Path, help="real-space mask volume")
+    # A run may take these from a job file instead; a job file needs them.
+    needed = {"required": False, "help": " (required without -j)"} if run else {"required": True}
+    p.add_argument("-p", "--particles", type=Path, required=needed["required"],
+                   help="particle list" + needed.get("help", ""))  # fmt: skip
+    p.add_argument("-m", "--mask", type=Path, required=needed["required"],
+                   help="real-space mask volume" + needed.get("help", ""))  # fmt: skip
     p.add_argument("-c", "--classes", "--nclass", dest="classes", type=int,
-                   help="number of classes")  # fmt: skip
+                   required=needed["required"],
+                   help="number of classes" + needed.get("help", ""))  # fmt: skip
     outputs = ("-d", "--destination", "--output") if run else ("-d", "--destination")
-    p.add_argument(*outputs, dest="destination", type=Path, help="new output folder")
+    p.add_argument(*outputs, dest="destination", type=Path, required=needed["required"],
+                   help=NEW_FOLDER + needed.get("help", ""))  # fmt: skip
     p.add_argument("--lowest-frequency", type=float, default=0.0, help="Fourier voxels")
     p.add_argument(
         "-f",
@@ -316,9 +319,10 @@ def _add_mco_options(p: argparse.ArgumentParser, annealing: bool, run: bool = Tr
                    help="classify into CLASSES x this many, merge them to CLASSES by total score, "
                    "then refine by EXMX")  # fmt: skip
     if annealing:
-        p.add_argument("--start-temperature", type=float,
-                       help="first temperature (x score spread for sigma)")  # fmt: skip
-        p.add_argument("--annealing-step", type=float,
+        p.add_argument("--start-temperature", type=float, default=START_TEMPERATURE,
+                       help="first temperature (x score spread for sigma; the default is "
+                       "classify's schedule)")  # fmt: skip
+        p.add_argument("--annealing-step", type=float, default=ANNEALING_STEP,
                        help="temperature drop per round")  # fmt: skip
         p.add_argument("--local-search-increment", type=int, default=5,
                        help="EXMX iterations per round")  # fmt: skip
@@ -365,7 +369,7 @@ def add_job(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("kind", choices=("exmx", "ac"), help="which algorithm")
-    p.add_argument("-o", "--output", type=Path, required=True, help="job file to write")
+    p.add_argument("-o", "--output", type=Path, required=True, help="job file to write" + MADE)
     _add_mco_options(p, annealing=True, run=False)
     p.set_defaults(run=_run_job)
 

@@ -26,18 +26,3 @@ pub fn check() -> Result<()> {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_is_seen_until_cleared() {
-        clear();
-        assert!(check().is_ok());
-        request();
-        assert_eq!(check(), Err(Error("interrupted".into())));
-        clear();
-        assert!(check().is_ok());
-    }
-}
