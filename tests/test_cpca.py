@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import asymmetric_phantom
 from scipy.spatial.transform import Rotation as ScipyRotation
 
 from tomoclass import TomoclassError
@@ -13,12 +14,13 @@ from tomoclass.cli import main
 from tomoclass.cpca import cpca, top_eigenpairs
 from tomoclass.features import ParticleStack
 from tomoclass.fourier import band_mask, irfftn, rfftn
+from tomoclass.geometry import Rotation
 from tomoclass.io import read_particle_list
 from tomoclass.mask import spherical_mask
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.simulate import SimulationConfig, phantoms, simulate_particles
 from tomoclass.transform import forward
-from tomoclass.wedge import SingleTiltWedge, weights
+from tomoclass.wedge import NO_WEDGE, SingleTiltWedge, weights
 
 
 def stack_of(sim) -> ParticleStack:
@@ -129,6 +131,53 @@ def test_average_of_noise_free_copies_is_the_phantom():
     inside = lambda v: irfftn(rfftn(v) * band, (box,) * 3).ravel()  # noqa: E731
     assert avg.count == n
     assert np.corrcoef(inside(avg.volume), inside(ref))[0, 1] >= 0.99
+
+
+def test_average_value_is_the_weighted_sum_over_the_floored_weight_sum():
+    """Four random volumes, unrotated, with different wedges (one smoothed, so weights lie
+    between 0 and 1, and one full): the average equals, voxel by voxel of numpy's rFFT,
+    irfft(Σ W·F / max(Σ W², floor·Σ max(W)²)) for floor 0.05 and 0.6 (where the floor
+    holds for many voxels), and the wedge sum is Σ W² centred."""
+    box, n = 16, 4
+    rng = np.random.default_rng(3)
+    volumes = rng.standard_normal((n, box, box, box)).astype(np.float32)
+    wedges = [SingleTiltWedge(30, 30), SingleTiltWedge(45, 20, smooth=2.0), NO_WEDGE,
+              SingleTiltWedge(60, 10)]  # fmt: skip
+    stack = ParticleStack(volumes, np.repeat(np.eye(3)[None], n, 0), np.zeros((n, 3)), wedges)
+    w = np.stack([weights(wedge, box).astype(np.float64) for wedge in wedges])
+    f = np.fft.rfftn(volumes.astype(np.float64), axes=(1, 2, 3))
+    reach = (w.reshape(n, -1).max(axis=1) ** 2).sum()
+    assert reach == n
+    for floor in (0.05, 0.6):
+        (avg,) = class_averages(stack, floor=floor)
+        floored = np.sum(w**2, axis=0) < floor * reach
+        assert floored.sum() > 500  # voxels where the floor, not Σ W², divides
+        want = np.fft.irfftn((w * f).sum(0) / np.maximum((w**2).sum(0), floor * reach),
+                             s=(box,) * 3, axes=(0, 1, 2))  # fmt: skip
+        np.testing.assert_allclose(avg.volume, want, atol=1e-5)
+        assert avg.count == n
+    # The centred wedge sum's kx ≥ 0 half (x from box/2 on) is Σ W² with kz, ky centred.
+    centred = np.fft.fftshift((w**2).sum(0), axes=(0, 1))[..., : box // 2]
+    np.testing.assert_allclose(avg.wedge_sum[..., box // 2 :], centred, atol=1e-6)
+
+
+def test_a_full_copy_and_wedge_filtered_copies_average_back_to_the_volume_exactly():
+    """One copy of a volume sampled fully and three filtered by their wedges (F = W·S): the
+    least-squares average Σ W·F / Σ W² is S itself on the sampled ball |k| ≤ n/2, to float
+    precision. Dividing by the particle count instead would damp every voxel that a wedge
+    missed (the correlation test above cannot tell)."""
+    box = 16
+    volume = asymmetric_phantom(box)
+    wedges = [NO_WEDGE, SingleTiltWedge(30, 30), SingleTiltWedge(50, 20),
+              SingleTiltWedge(25, 40, tilt_axis_rotation=Rotation(90, 0, 0))]  # fmt: skip
+    spectrum = rfftn(volume)
+    copies = np.stack([irfftn(spectrum * weights(w, box), (box,) * 3) for w in wedges])
+    stack = ParticleStack(copies.astype(np.float32), np.repeat(np.eye(3)[None], 4, 0),
+                          np.zeros((4, 3)), wedges)  # fmt: skip
+    (avg,) = class_averages(stack)
+    ball = irfftn(spectrum * (weights(NO_WEDGE, box) > 0), (box,) * 3)
+    assert np.abs(ball - volume).max() < 0.05 * np.abs(volume).max()  # the ball holds it
+    np.testing.assert_allclose(avg.volume, ball, atol=1e-5 * np.abs(volume).max())
 
 
 def test_wedge_sum_of_many_orientations_is_nearly_uniform():
