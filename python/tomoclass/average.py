@@ -54,10 +54,12 @@ class ClassAverage:
 
 def _labels_of(particles: Particles, labels) -> list[str]:
     if labels is not None:
-        out = [str(v) for v in labels]
-        if len(out) != len(particles):
-            raise TomoclassError(f"{len(out)} labels for {len(particles)} particles")
-        return out
+        array = np.asarray(labels)
+        if array.shape != (len(particles),):
+            raise TomoclassError(
+                f"labels: one per particle ({len(particles)}) needed, got shape {array.shape}"
+            )
+        return [str(v) for v in array.tolist()]
     if isinstance(particles, ParticleStack):
         return ["0"] * len(particles)
     names = particles.class_names()

@@ -247,8 +247,8 @@ def cpca(
     else:
         matrix = check_matrix(ccc, name)
         n = limit = len(matrix)
-    if not 2 <= nclass <= n:
-        raise TomoclassError(f"nclass must be within 2..{n} (the particles), got {nclass}")
+    if not isinstance(nclass, (int, np.integer)) or not 2 <= nclass <= n:
+        raise TomoclassError(f"nclass must be within 2..{n} (the particles), got {nclass!r}")
     if limit < 2:
         raise TomoclassError(f"{name}: too few landmarks ({len(ccc.landmarks)}), use at least 4")
 

@@ -14,25 +14,48 @@ from tomoclass import _core
 from tomoclass.errors import TomoclassError
 
 
+def volumes_float32(data, name: str = "volume") -> np.ndarray:
+    """``data`` — one volume ``(nz, ny, nx)`` or a stack ``(N, nz, ny, nx)`` of real numbers —
+    as C-contiguous float32; a :class:`TomoclassError` naming ``name`` for another shape or
+    for complex data (which would lose their imaginary part)."""
+    array = np.asarray(data)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise TomoclassError(f"{name}: real numbers needed, got {array.dtype}")
+    if array.ndim not in (3, 4) or array.size == 0:
+        raise TomoclassError(
+            f"{name}: a volume (nz, ny, nx) or a stack of them (N, nz, ny, nx) is needed, "
+            f"got shape {array.shape}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _grid(shape, name: str = "shape") -> list[int]:
+    """``shape`` as three positive sizes ``[nz, ny, nx]``, or an error naming ``name``."""
+    sizes = list(np.atleast_1d(np.asarray(shape)).ravel()) if np.ndim(shape) <= 1 else []
+    if len(sizes) != 3 or not all(float(n).is_integer() and n >= 1 for n in sizes):
+        raise TomoclassError(f"{name}: three positive sizes (nz, ny, nx) needed, got {shape!r}")
+    return [int(n) for n in sizes]
+
+
 def rfftn(volume: np.ndarray) -> np.ndarray:
     """``numpy.fft.rfftn`` of one volume ``(nz, ny, nx)`` or of a stack ``(N, nz, ny, nx)``."""
-    array = np.ascontiguousarray(volume, dtype=np.float32)
-    if array.ndim == 3:
-        return _core.rfftn_stack(array[None])[0]
-    if array.ndim == 4:
-        return _core.rfftn_stack(array)
-    raise TomoclassError(f"rfftn needs a volume or a stack of volumes, got shape {array.shape}")
+    array = volumes_float32(volume)
+    return _core.rfftn_stack(array[None])[0] if array.ndim == 3 else _core.rfftn_stack(array)
 
 
 def irfftn(spectrum: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """``numpy.fft.irfftn`` back to volumes of ``shape = (nz, ny, nx)`` (one or a stack)."""
+    grid = _grid(shape)
     array = np.ascontiguousarray(spectrum, dtype=np.complex64)
-    expected = (shape[0], shape[1], shape[2] // 2 + 1)
-    if array.shape[-3:] != expected:
-        raise TomoclassError(f"spectrum of shape {array.shape} does not fit volumes of {shape}")
+    expected = (grid[0], grid[1], grid[2] // 2 + 1)
+    if array.ndim not in (3, 4) or array.shape[-3:] != expected:
+        raise TomoclassError(
+            f"spectrum: shape {array.shape} does not fit volumes of {tuple(grid)} "
+            f"(the half grid {expected})"
+        )
     if array.ndim == 3:
-        return _core.irfftn_stack(array[None], list(shape))[0]
-    return _core.irfftn_stack(array, list(shape))
+        return _core.irfftn_stack(array[None], grid)[0]
+    return _core.irfftn_stack(array, grid)
 
 
 def frequency_radius(value: float, box: int) -> float:
@@ -44,7 +67,7 @@ def frequency_radius(value: float, box: int) -> float:
 
 def band_mask(shape: tuple[int, int, int], lowest: float, highest: float) -> np.ndarray:
     """1.0 on the half grid where ``lowest ≤ |k| ≤ highest`` (Fourier voxels), DC excluded."""
-    return _core.band_mask(list(shape), float(lowest), float(highest))
+    return _core.band_mask(_grid(shape), float(lowest), float(highest))
 
 
 def bin_volume(volume: np.ndarray, factor: int) -> np.ndarray:
@@ -55,14 +78,12 @@ def bin_volume(volume: np.ndarray, factor: int) -> np.ndarray:
     """
     if factor < 1:
         raise TomoclassError(f"binning must be >= 1, got {factor}")
-    array = np.ascontiguousarray(volume, dtype=np.float32)
+    array = volumes_float32(volume)
     if factor == 1:
         return array
     try:
         if array.ndim == 3:
             return _core.bin_stack(array[None], int(factor))[0]
-        if array.ndim == 4:
-            return _core.bin_stack(array, int(factor))
+        return _core.bin_stack(array, int(factor))
     except ValueError as exc:
         raise TomoclassError(str(exc)) from None
-    raise TomoclassError(f"binning needs a volume or a stack of volumes, got shape {array.shape}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tomoclass import _core
+from tomoclass.errors import TomoclassError
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,27 @@ class Shift:
     def vector(self) -> np.ndarray:
         """The shift as a float64 ``(x, y, z)`` vector."""
         return np.array([self.x, self.y, self.z], dtype=np.float64)
+
+
+def rotation_matrices(matrices, count: int | None = None, name: str = "rotations") -> np.ndarray:
+    """``matrices`` — one ``(3, 3)`` or ``(N, 3, 3)``, ``N = count`` when given — as float64
+    ``(N, 3, 3)`` rotations; a :class:`TomoclassError` naming ``name`` for another shape or
+    count, or a matrix that is not a rotation (orthonormal, determinant +1)."""
+    try:
+        mats = np.asarray(matrices, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TomoclassError(f"{name}: 3×3 rotation matrices of numbers needed") from None
+    if mats.shape == (3, 3):
+        mats = mats[None]
+    wanted = "N" if count is None else count
+    if mats.ndim != 3 or mats.shape[1:] != (3, 3) or count not in (None, len(mats)):
+        raise TomoclassError(f"{name}: (3, 3) or ({wanted}, 3, 3) matrices needed, got shape "
+                             f"{np.shape(matrices)}")  # fmt: skip
+    gram = mats @ np.swapaxes(mats, 1, 2)
+    proper = np.allclose(gram, np.eye(3), atol=1e-4) and np.all(np.linalg.det(mats) > 0)
+    if not (np.all(np.isfinite(mats)) and proper):
+        raise TomoclassError(f"{name}: every matrix must be a rotation (orthonormal, det +1)")
+    return mats
 
 
 def rotation_matrix(z1: float, z2: float, x: float) -> np.ndarray:

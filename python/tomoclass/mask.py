@@ -20,8 +20,8 @@ def spherical_mask(box: int, radius: float | None = None, smooth: float = 2.0) -
     Inside the radius the mask is 1; beyond it falls off as ``exp(−d² / (2·smooth²))`` with the
     distance ``d`` past the radius (0 beyond ``3·smooth``), as PyTom's ``sphere`` mask does.
     """
-    if box < 2:
-        raise TomoclassError(f"mask box size must be >= 2, got {box}")
+    if not isinstance(box, (int, np.integer)) or box < 2:
+        raise TomoclassError(f"box: a whole number of voxels >= 2 needed, got {box!r}")
     if radius is None:
         radius = box // 2 - smooth - 1
     if not 0 < radius <= box / 2 or smooth < 0:

@@ -546,8 +546,8 @@ def _features_for(prep: Preprocessing, nclass, comm, max_shift, cache_dir, memor
     beyond ``memory_budget`` bytes; finished blocks kept in, and taken from, the folder
     ``kept``)."""
     n = len(prep)
-    if not 2 <= nclass <= n:
-        raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass}")
+    if not isinstance(nclass, (int, np.integer)) or not 2 <= nclass <= n:
+        raise TomoclassError(f"classes must be within 2..{n} (the particles), got {nclass!r}")
     if max_shift < 0:
         raise TomoclassError(f"max shift must be >= 0, got {max_shift}")
     store = None

@@ -156,6 +156,13 @@ class SimulationConfig:
     def check(self, layout: str = "pytom") -> None:
         """Raise :class:`TomoclassError` naming the first impossible parameter (for ``layout``,
         one of :data:`LAYOUTS`)."""
+        for name in ("n_particles", "n_classes", "box"):
+            if not isinstance(getattr(self, name), (int, np.integer)):
+                raise TomoclassError(f"{name}: a whole number needed, got {getattr(self, name)!r}")
+        if any(np.shape(pair) != (2,) for pair in self.tilt_ranges):
+            raise TomoclassError(
+                f"tilt_ranges: (min, max) pairs of degrees needed, got {list(self.tilt_ranges)}"
+            )
         if self.n_classes < 1 or self.n_classes > 360 / DOMAIN_STEP:
             raise TomoclassError(
                 f"classes must be 1..{int(360 / DOMAIN_STEP)}, got {self.n_classes}"

@@ -15,6 +15,8 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
+from tomoclass.fourier import volumes_float32
+from tomoclass.geometry import rotation_matrices
 
 
 def _centre(shape: Sequence[int]) -> np.ndarray:
@@ -22,20 +24,25 @@ def _centre(shape: Sequence[int]) -> np.ndarray:
     return np.array([nx // 2, ny // 2, nz // 2], dtype=np.float64)
 
 
-def _as_matrices(rotations: np.ndarray, count: int) -> np.ndarray:
-    mats = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
-    if len(mats) != count:
-        raise TomoclassError(f"{count} volumes but {len(mats)} rotation matrices")
-    return mats
-
-
-def _as_shifts(shifts: np.ndarray | None, count: int) -> np.ndarray:
+def _as_shifts(shifts: np.ndarray | None, count: int, name: str = "shifts") -> np.ndarray:
+    """``shifts`` ``(3,)`` or ``(count, 3)`` as float64 ``(count, 3)`` (None: zeros); an
+    error naming ``name`` for another shape or count."""
     if shifts is None:
         return np.zeros((count, 3))
-    out = np.asarray(shifts, dtype=np.float64).reshape(-1, 3)
-    if len(out) != count:
-        raise TomoclassError(f"{count} volumes but {len(out)} shifts")
+    try:
+        out = np.asarray(shifts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TomoclassError(f"{name}: numbers (x, y, z) needed") from None
+    out = out[None] if out.shape == (3,) else out
+    if out.shape != (count, 3) or not np.all(np.isfinite(out)):
+        raise TomoclassError(f"{name}: (3,) or ({count}, 3) finite values needed, got shape "
+                             f"{np.shape(shifts)}")  # fmt: skip
     return out
+
+
+def _count(array: np.ndarray) -> int:
+    """How many volumes ``array`` (one volume or a stack) holds."""
+    return 1 if array.ndim == 3 else len(array)
 
 
 def affine_transform(
@@ -46,12 +53,14 @@ def affine_transform(
     ``p`` is the output voxel ``(x, y, z)``; ``matrices`` is ``(3, 3)`` or ``(N, 3, 3)`` and
     ``offsets`` ``(3,)`` or ``(N, 3)``, in voxels.
     """
-    array = np.ascontiguousarray(volumes, dtype=np.float32)
-    if array.ndim not in (3, 4):
-        raise TomoclassError(f"expected a volume or a stack of volumes, got shape {array.shape}")
+    array = volumes_float32(volumes, "volumes")
     stack = array if array.ndim == 4 else array[None]
-    mats = np.ascontiguousarray(_as_matrices(matrices, len(stack)))
-    offs = np.ascontiguousarray(_as_shifts(offsets, len(stack)))
+    mats = np.asarray(matrices, dtype=np.float64)
+    mats = np.ascontiguousarray(mats[None] if mats.shape == (3, 3) else mats)
+    if mats.shape != (len(stack), 3, 3):
+        raise TomoclassError(f"matrices: (3, 3) or ({len(stack)}, 3, 3) needed, got shape "
+                             f"{np.shape(matrices)}")  # fmt: skip
+    offs = np.ascontiguousarray(_as_shifts(offsets, len(stack), "offsets"))
     try:
         out = _core.transform_stack(stack, mats, offs, int(order))
     except ValueError as exc:
@@ -67,8 +76,8 @@ def align(
     ``rotations`` are PyTom rotation matrices ``(3, 3)`` or ``(N, 3, 3)``; ``shifts`` are the
     particles' shifts ``(x, y, z)`` in voxels.
     """
-    array = np.asarray(volumes)
-    mats = _as_matrices(rotations, 1 if array.ndim == 3 else len(array))
+    array = volumes_float32(volumes, "volumes")
+    mats = rotation_matrices(rotations, _count(array))
     shs = _as_shifts(shifts, len(mats))
     c = _centre(array.shape[-3:])
     return affine_transform(array, mats, c + shs - mats @ c, order)
@@ -81,8 +90,8 @@ def forward(
 
     The inverse of :func:`align` (up to interpolation and the box edge).
     """
-    array = np.asarray(volumes)
-    mats = _as_matrices(rotations, 1 if array.ndim == 3 else len(array))
+    array = volumes_float32(volumes, "volumes")
+    mats = rotation_matrices(rotations, _count(array))
     shs = _as_shifts(shifts, len(mats))
     inv = np.transpose(mats, (0, 2, 1))
     c = _centre(array.shape[-3:])

@@ -43,7 +43,7 @@ import numpy as np
 
 from tomoclass import _core
 from tomoclass.errors import TomoclassError
-from tomoclass.geometry import Rotation
+from tomoclass.geometry import Rotation, rotation_matrices
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,8 @@ class WeightVolume:
 
 Wedge = SingleTiltWedge | DoubleTiltWedge | TiltSeries | WeightVolume
 """Any way tomoclass knows a particle was sampled."""
+WEDGES = (SingleTiltWedge, DoubleTiltWedge, TiltSeries, WeightVolume)
+"""The classes of :data:`Wedge`, for ``isinstance``."""
 
 NO_WEDGE = SingleTiltWedge(0.0, 0.0)
 """Full sampling (Angle 0: no missing region), as PyTom reads a wedge of angle 0."""
@@ -243,6 +245,11 @@ class Samplings:
     def core(self, wedge: Wedge | None) -> _core.Sampling:
         """The core's sampling of ``wedge`` (None: full sampling)."""
         wedge = NO_WEDGE if wedge is None else wedge
+        if not isinstance(wedge, WEDGES):
+            raise TomoclassError(
+                f"wedges: {wedge!r} is not a wedge (SingleTiltWedge, DoubleTiltWedge, "
+                "TiltSeries, WeightVolume or None)"
+            )
         if isinstance(wedge, WeightVolume):
             return self._volume(wedge)
         built = self._built.get(wedge)
@@ -310,8 +317,8 @@ def weights(
     ``directory`` is where a weight volume's relative file name starts (default: here). The
     result is float32 ``(box, box, box // 2 + 1)``, ``[kz, ky, kx]``.
     """
-    matrix = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
-    return weights_stack([wedge], box, matrix[None], directory)[0]
+    matrix = np.eye(3) if rotation is None else rotation_matrices(rotation, 1, "rotation")
+    return weights_stack([wedge], box, matrix, directory)[0]
 
 
 def weights_stack(
@@ -321,8 +328,10 @@ def weights_stack(
     directory: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Weights of many particles, ``(N, box, box, box // 2 + 1)``; threaded in the Rust core."""
-    samplings = Samplings(box, directory=directory)
-    mats = np.ascontiguousarray(np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3))
+    if not isinstance(box, (int, np.integer)) or box < 1:
+        raise TomoclassError(f"box: a whole number of voxels >= 1 needed, got {box!r}")
+    samplings = Samplings(int(box), directory=directory)
+    mats = np.ascontiguousarray(rotation_matrices(rotations, len(wedges)))
     try:
         return _core.weight_stack(int(box), [samplings.core(w) for w in wedges], mats)
     except ValueError as exc:
