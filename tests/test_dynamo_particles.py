@@ -37,9 +37,8 @@ def test_a_table_away_from_its_particles_gets_one_warning(sims, tmp_path, capsys
     first = read_particle_list(sims["em"]).paths()[0]
     assert err == [f"tomoclass: warning: {out / 'crop.tbl'}: Dynamo reads each particle from "
                    "particle_<tag>.em beside the table, and 4 of 4 particles are not there "
-                   f"(the first: {first} as particle_00001.em); tomoclass convert "
-                   "--link-particles or --copy-particles (write_tbl's particle_files) puts "
-                   "them there"]  # fmt: skip
+                   f"(the first: {first} as particle_00001.em); --link-particles or "
+                   "--copy-particles (particle_files) puts them there"]  # fmt: skip
 
 
 @pytest.mark.parametrize("how", ["link", "copy"])

@@ -16,8 +16,9 @@ wiki, ``dynamo_table_crop`` and "Data folder"; RELION's Dynamo import names
 (any padding, ``.em`` or ``.mrc``), else ``particle_<5 digits>.em`` there. On writing, tags
 come from filenames ``particle_<tag>.em`` (or ``.mrc``) when every particle has one and the
 tags are unique and >= 1; otherwise they are 1, 2, … in list order. Filenames themselves are
-not stored: particles not in the table's folder under those names get one warning, and
-:func:`write_tbl` links or copies them there on request (``particle_files``).
+not stored: :func:`write_tbl` links or copies the particles there on request
+(``particle_files``), and a conversion to a table without it warns about the particles
+Dynamo will not find (:func:`warn_particles_away`).
 
 Rotation: Dynamo's ``dynamo_euler2matrix(tdrot, tilt, narot)`` is
 ``M = Rz(narot)·Rx(tilt)·Rz(tdrot)``, and the Dynamo wiki (Euler angles convention) defines
@@ -207,35 +208,46 @@ def write_tbl(
 
     Dynamo reads the particles from the table's folder (``particle_<tag>.em``). With
     ``particle_files`` ``"link"`` (symbolic links to the particle files) or ``"copy"``, the
-    particles not there yet are put there, together with the table (a file of another
-    particle in the way is an error, and nothing is written); without it, one warning counts
-    the particles Dynamo will not find.
+    particles not there yet are put there, together with the table (a missing particle file
+    or a file of another particle in the way is an error, and nothing is written).
     """
     name = os.fspath(path)
     rows, losses = _rows(name, plist)
     text = "".join(" ".join(_format(v) for v in row) + "\n" for row in rows)
-    missing = _missing_particles(plist, [int(t) for t in rows[:, TAG]], Path(name).absolute())
+    missing = [] if particle_files is None else _missing_particles(plist, Path(name))
     if particle_files is not None:
         _check_placeable(missing, particle_files)
     with output_group():
         with atomic_output(name) as tmp, open(tmp, "w", encoding="ascii") as f:
             f.write(text)
-        for source, target in missing if particle_files is not None else ():
+        for source, target in missing:
             _place(source, target, particle_files)
     if losses:
         warnings.warn(_loss_message(name, losses), TomoclassWarning, stacklevel=2)
-    if missing and particle_files is None:
-        warnings.warn(_missing_message(name, missing, len(plist)), TomoclassWarning,
-                      stacklevel=2)  # fmt: skip
 
 
-def _missing_particles(
-    plist: ParticleList, tags: list[int], table: Path
-) -> list[tuple[Path, Path]]:
+def warn_particles_away(plist: ParticleList, path: PathLike) -> None:
+    """One warning if Dynamo will not find particles of ``plist`` beside the table ``path``
+    (see :func:`write_tbl`'s ``particle_files``)."""
+    missing = _missing_particles(plist, Path(path))
+    if missing:
+        source, target = missing[0]
+        warnings.warn(
+            f"{os.fspath(path)}: Dynamo reads each particle from particle_<tag>.em beside the "
+            f"table, and {len(missing)} of {len(plist)} particles are not there (the first: "
+            f"{source} as {target.name}); --link-particles or --copy-particles "
+            "(particle_files) puts them there",
+            TomoclassWarning,
+            stacklevel=3,
+        )
+
+
+def _missing_particles(plist: ParticleList, table: Path) -> list[tuple[Path, Path]]:
     """``(particle file, name Dynamo reads it by)`` of each particle whose file is not the
-    file of its tag in the folder of ``table`` (names padded alike: :data:`TAG_PADDING`
-    digits, more if a tag needs them)."""
-    folder = table.parent
+    file of its tag in the folder of the table ``table`` (names padded alike:
+    :data:`TAG_PADDING` digits, more if a tag needs them)."""
+    tags = _tags(plist)
+    folder = table.absolute().parent
     present = particle_files(folder) if len(plist) else {}
     padding = max([TAG_PADDING, *(len(str(t)) for t in tags)])
     missing = []
@@ -277,17 +289,6 @@ def _place(source: Path, target: Path, how: ParticleFiles) -> None:
         else:
             os.remove(tmp)
             os.symlink(os.path.abspath(source), tmp)
-
-
-def _missing_message(name: str, missing: list[tuple[Path, Path]], total: int) -> str:
-    """The warning for particles Dynamo will not find beside the table."""
-    source, target = missing[0]
-    return (
-        f"{name}: Dynamo reads each particle from particle_<tag>.em beside the table, and "
-        f"{len(missing)} of {total} particles are not there (the first: {source} as "
-        f"{target.name}); tomoclass convert --link-particles or --copy-particles (write_tbl's "
-        "particle_files) puts them there"
-    )
 
 
 _LOSSES = {

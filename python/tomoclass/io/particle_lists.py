@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
-from tomoclass.io.dynamo import ParticleFiles, read_tbl, write_tbl
+from tomoclass.io.dynamo import ParticleFiles, read_tbl, warn_particles_away, write_tbl
 from tomoclass.io.files import PathLike
 from tomoclass.io.pytom_xml import read_pytom_xml, write_pytom_xml
 from tomoclass.io.star import lookup_tomogram, read_star, write_star
@@ -187,12 +187,15 @@ def convert_particle_list(
 
     ``pixel_size`` (Å/voxel) is used for a STAR source or destination; when neither file
     says it, shifts convert at 1 Å per voxel. ``particle_files``: for a Dynamo table
-    ``dst``, link or copy the particles beside it (:func:`write_particle_list`).
+    ``dst``, link or copy the particles beside it (:func:`write_particle_list`); without it,
+    one warning if they are not there.
     ``sampling``: the options of :func:`read_particle_list` that give particles their
     missing wedge.
     """
-    _destination(dst, particle_files)  # refuse a wrong destination before reading anything
+    kind = _destination(dst, particle_files)  # refuse a wrong one before reading anything
     plist = read_particle_list(src, pixel_size=pixel_size, **sampling)
     if len(plist) == 0:
         raise TomoclassError(f"{os.fspath(src)}: the particle list is empty")
     write_particle_list(plist, dst, pixel_size=pixel_size, particle_files=particle_files)
+    if kind == ".tbl" and particle_files is None:
+        warn_particles_away(plist, dst)
