@@ -3,6 +3,9 @@ that compare tomoclass's XML with the files PyTom wrote."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,6 +14,39 @@ import pytest
 
 PYTOM_FILES = Path(__file__).resolve().parents[2] / "shared" / "pytom-files"
 """Real files PyTom ships and wrote (its README says what each is)."""
+
+REQUIRE_ALL = "TOMOCLASS_REQUIRE_ALL"
+"""Set to 1 (CI does): a test that cannot run here fails instead of being skipped."""
+
+HAVE_MPI = shutil.which("mpiexec") is not None and importlib.util.find_spec("mpi4py") is not None
+MPI_REASON = "needs mpiexec on PATH and mpi4py (pip install mpich mpi4py)"
+
+
+def needs(available: bool, reason: str) -> pytest.MarkDecorator:
+    """Mark a test that needs something this machine may lack (``reason`` says what): it is
+    skipped without it, but fails with ``TOMOCLASS_REQUIRE_ALL=1``, so that CI cannot pass
+    without running it."""
+    return pytest.mark.needs(available, reason)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "needs(available, reason): skip, or fail under TOMOCLASS_REQUIRE_ALL=1"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Skip or fail a test marked :func:`needs` whose requirement is missing (before any of
+    its fixtures are made)."""
+    for mark in item.iter_markers("needs"):
+        available, reason = mark.args
+        if available:
+            continue
+        if os.environ.get(REQUIRE_ALL) == "1":
+            pytest.fail(f"{reason}; {REQUIRE_ALL}=1 requires this test to run, not to be skipped",
+                        pytrace=False)  # fmt: skip
+        pytest.skip(reason)
 
 
 def asymmetric_phantom(n: int) -> np.ndarray:

@@ -1,26 +1,23 @@
 """``mpiexec -n 2 tomoclass ccc`` gives exactly the single-process matrix (SPEC §4).
 
-Skipped unless ``mpiexec`` is on PATH and mpi4py is importable (CI installs mpich and mpi4py).
+Needs ``mpiexec`` on PATH and mpi4py (CI installs mpich and mpi4py): skipped without them,
+failed with ``TOMOCLASS_REQUIRE_ALL=1`` (CI).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import HAVE_MPI, MPI_REASON, needs
 
 import tomoclass.ccc as ccc_module
 from tomoclass.cli import main
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None,
-    reason="needs mpiexec on PATH and mpi4py (pip install mpich mpi4py)",
-)
+pytestmark = needs(HAVE_MPI, MPI_REASON)
 
 MPI_CCC = ["mpiexec", "-n", "2", sys.executable, "-m", "tomoclass.cli", "ccc"]
 

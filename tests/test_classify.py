@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import HAVE_MPI, MPI_REASON, needs
 
 from tomoclass.ccc import correlation_matrix
 from tomoclass.classify import classify, half_sets, stability
@@ -199,10 +198,7 @@ def test_one_and_two_threads_agree(sim_list, tmp_path):
     assert outputs[0] == outputs[1]
 
 
-@pytest.mark.skipif(
-    shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None,
-    reason="needs mpiexec on PATH and mpi4py (pip install mpich mpi4py)",
-)
+@needs(HAVE_MPI, MPI_REASON)
 def test_one_and_two_ranks_agree(sim_list, tmp_path):
     one = _run([], sim_list, tmp_path / "one")
     two = _run(["mpiexec", "-n", "2"], sim_list, tmp_path / "two")

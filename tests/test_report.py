@@ -1,5 +1,6 @@
 """``tomoclass report``: the pictures a user judges a classification by, checked in a real
-headless browser (Debian's chromium; CI installs it, elsewhere the browser test is skipped)."""
+headless browser (Debian's chromium: CI installs it and fails without it, elsewhere the
+browser tests are skipped)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs
 
 from tomoclass import plotting
 from tomoclass.cli import main
 from tomoclass.io import read_particle_list, write_volume
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+NEEDS_BROWSER = needs(BROWSER is not None, "needs Debian's chromium (apt-get install chromium)")
 
 
 class SizeTables(HTMLParser):
@@ -172,7 +175,7 @@ def test_report_of_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert "no tomoclass output" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(BROWSER is None, reason="needs Debian's chromium (apt-get install chromium)")
+@NEEDS_BROWSER
 def test_report_renders_in_a_browser_with_every_image_loaded(demo, tmp_path):
     url = (demo / "report.html").as_uri()
     dom = dumped_dom(demo / "report.html")
@@ -192,7 +195,7 @@ def test_report_renders_in_a_browser_with_every_image_loaded(demo, tmp_path):
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
 
 
-@pytest.mark.skipif(BROWSER is None, reason="needs Debian's chromium (apt-get install chromium)")
+@NEEDS_BROWSER
 def test_browser_shows_each_runs_class_sizes(runs):
     dom = dumped_dom(runs / "report.html")
     assert SizeTables(dom).tables == {
