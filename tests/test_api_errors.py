@@ -88,6 +88,25 @@ CASES = {
         r"tilt_ranges: \(min, max\) pairs of degrees needed",
     ),
     "spherical_mask: box of 8.5": (lambda: tc.spherical_mask(8.5), "box: a whole number"),
+    "correlation_matrix: a bare array": (
+        lambda: tc.correlation_matrix(STACK, tc.spherical_mask(BOX), 3),
+        "particles: a ParticleList .* or a ParticleStack is needed, got ndarray",
+    ),
+    "class_averages: a bare array": (lambda: tc.class_averages(STACK),
+                                     "particles: a ParticleList"),
+    "correlation_matrix: out of another shape": (
+        lambda: tc.correlation_matrix(_stack(), tc.spherical_mask(BOX), 3,
+                                      out=np.empty((2, 2), np.float32)),
+        r"out: an \(3, 3\) float32 array is needed, got \(2, 2\)",
+    ),
+    "ParticleStack: wedges None": (
+        lambda: tc.ParticleStack(STACK, np.stack([np.eye(3)] * 3), np.zeros((3, 3)), None),
+        r"wedges: a sequence of one per particle \(3\) is needed .*got NoneType",
+    ),
+    "ParticleStack: not rotations": (
+        lambda: tc.ParticleStack(STACK, np.ones((3, 3, 3)), np.zeros((3, 3)), [None] * 3),
+        "rotations: every matrix must be a rotation",
+    ),
 }  # fmt: skip
 
 

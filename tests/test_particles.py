@@ -144,11 +144,11 @@ def test_wedges_and_pick_positions():
         ({"volumes": np.zeros((3, 8, 8, 8))}, "volumes: float32 is needed, got float64"),
         ({"volumes": np.zeros((3, 8, 8), np.float32)}, "volumes: a stack (N, n, n, n)"),
         ({"volumes": np.zeros((3, 8, 8, 6), np.float32)}, "volumes: a stack (N, n, n, n)"),
-        ({"rotations": np.zeros((2, 3, 3))}, "rotations: (3, 3, 3) matrices needed"),
+        ({"rotations": np.zeros((2, 3, 3))}, "rotations: (3, 3) or (3, 3, 3) matrices needed"),
         ({"rotations": np.repeat(2 * np.eye(3)[None], 3, 0)}, "must be a rotation"),
         ({"rotations": np.repeat(np.diag([1.0, 1, -1])[None], 3, 0)}, "must be a rotation"),
         ({"shifts": np.zeros((3, 2))}, "shifts: (3, 3) finite values are needed"),
-        ({"wedges": [None]}, "wedges: one per particle (3) needed, got 1"),
+        ({"wedges": [None]}, "wedges: a sequence of one per particle (3) is needed"),
     ],
 )
 def test_a_particle_stack_names_what_is_wrong(change, said):

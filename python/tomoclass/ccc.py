@@ -126,6 +126,10 @@ def correlation_matrix(
     n = len(particles)
     if n < 2:
         raise TomoclassError(f"a correlation matrix needs at least 2 particles, got {n}")
+    if out is not None and (getattr(out, "shape", None) != (n, n) or out.dtype != np.float32):
+        raise TomoclassError(
+            f"out: an ({n}, {n}) float32 array is needed, got {getattr(out, 'shape', out)}"
+        )
     prep = as_preprocessing(particles, mask, lowpass, binning, lowest)
 
     tiles = tile_grid(n, tile)[comm.rank :: comm.size]

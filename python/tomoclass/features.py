@@ -29,6 +29,7 @@ from tomoclass import _core
 from tomoclass.checkpoint import Checkpoint
 from tomoclass.errors import TomoclassError, UnsampledWarning
 from tomoclass.fourier import frequency_radius
+from tomoclass.geometry import rotation_matrices
 from tomoclass.io import check_finite, read_volume, read_voxel_size
 from tomoclass.io.files import reserved_npy
 from tomoclass.parallel import Serial, allgather_rows, share
@@ -65,18 +66,19 @@ class ParticleStack:
                 f"volumes: float32 is needed, got {volumes.dtype} (use volumes.astype(np.float32))"
             )
         n = shape[0]
-        rotations = np.asarray(self.rotations, dtype=np.float64)
-        if rotations.shape != (n, 3, 3):
-            raise TomoclassError(f"rotations: ({n}, 3, 3) matrices needed, got {rotations.shape}")
-        gram = rotations @ np.swapaxes(rotations, 1, 2)
-        proper = np.allclose(gram, np.eye(3), atol=1e-4) and np.all(np.linalg.det(rotations) > 0)
-        if not (np.all(np.isfinite(rotations)) and proper):
-            raise TomoclassError("rotations: every matrix must be a rotation (orthonormal, det +1)")
+        rotation_matrices(self.rotations, n)
         shifts = np.asarray(self.shifts, dtype=np.float64)
         if shifts.shape != (n, 3) or not np.all(np.isfinite(shifts)):
             raise TomoclassError(f"shifts: ({n}, 3) finite values are needed, got {shifts.shape}")
-        if len(self.wedges) != n:
-            raise TomoclassError(f"wedges: one per particle ({n}) needed, got {len(self.wedges)}")
+        try:
+            count = len(self.wedges)
+        except TypeError:
+            count = None
+        if count != n:
+            raise TomoclassError(
+                f"wedges: a sequence of one per particle ({n}) is needed (None for a particle "
+                f"without one), got {count if count is not None else type(self.wedges).__name__}"
+            )
 
     def __len__(self) -> int:
         return len(self.volumes)
@@ -127,6 +129,11 @@ def make_band(binned_box: int, lowpass: float, lowest: float = 0.0) -> Band:
 
 def box_size(particles: Particles) -> int:
     """The particles' common cubic box size; an error names the first file that differs."""
+    if not isinstance(particles, (ParticleList, ParticleStack)):
+        raise TomoclassError(
+            f"particles: a ParticleList (read_particle_list) or a ParticleStack is needed, got "
+            f"{type(particles).__name__}"
+        )
     if isinstance(particles, ParticleStack):
         shape = particles.volumes.shape[1:]
         if len(shape) != 3 or len(set(shape)) != 1:
