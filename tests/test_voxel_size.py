@@ -53,7 +53,7 @@ def test_averages_carry_the_voxel_size_times_the_binning(mrc_list, tmp_path, cap
     prefix = tmp_path / "avg"
     assert main(["average", "-p", str(mrc_list), "-b", "2", "-o", f"{prefix}.mrc"]) == 0
     assert read_voxel_size(tmp_path / "avg_0.mrc") == pytest.approx(16.0)
-    record = json.loads((tmp_path / "avg.mrc_resolution.json").read_text())
+    record = json.loads((tmp_path / "avg_resolution.json").read_text())
     assert record["voxel_size"] == pytest.approx(16.0)
     assert "warning" not in capsys.readouterr().err
 
@@ -67,6 +67,17 @@ def test_cpca_averages_carry_the_voxel_size(mrc_list, tmp_path):
     assert read_voxel_size(tmp_path / "avg_0.mrc") == pytest.approx(8.0)
 
 
+@pytest.mark.parametrize("command", ["classify", "mco-exmx"])
+def test_runs_of_mrc_particles_write_mrc_averages_with_the_size(command, mrc_list, tmp_path):
+    """Averages keep their particles' format: MRC particles give class_<k>.mrc carrying the
+    voxel size (EM has no place for it), also in classify and mco-*, which name no prefix."""
+    mask, out = str(mrc_list.parent / "mask.mrc"), tmp_path / "run"
+    flags = ["-n", "2", "--restarts", "1", "-o"] if command == "classify" else ["-c", "2", "-d"]
+    assert main([command, "-p", str(mrc_list), "-m", mask, "-f", "4", *flags, str(out)]) == 0
+    assert read_voxel_size(out / "class_0.mrc") == pytest.approx(8.0)
+    assert not list(out.glob("class_*.em"))
+
+
 def test_mixed_voxel_sizes_warn_and_give_no_size(mrc_list, tmp_path, capsys):
     listed = _copy_with_sizes(mrc_list, tmp_path / "mixed", [8.0] * 12 + [4.0] * 8)
     assert main(["average", "-p", str(listed), "-o", str(tmp_path / "avg.mrc")]) == 0
@@ -76,7 +87,7 @@ def test_mixed_voxel_sizes_warn_and_give_no_size(mrc_list, tmp_path, capsys):
     assert err[0].startswith(said + "(12 of 8 Å, 8 of 4 Å; the first of another size: ")
     assert "particle_000012.mrc" in err[0]
     assert read_voxel_size(tmp_path / "avg_0.mrc") is None  # not the first particle's 8 Å
-    record = json.loads((tmp_path / "avg.mrc_resolution.json").read_text())
+    record = json.loads((tmp_path / "avg_resolution.json").read_text())
     assert record["voxel_size"] is None
     assert all(c["angstrom"] is None for c in record["classes"].values())
 

@@ -226,13 +226,23 @@ def _symmetric_sums(prep, chunk, codes, classes: int, copies: np.ndarray) -> tup
     return fw, w, counts, reach
 
 
+def average_suffix(averages: list[ClassAverage]) -> str:
+    """``.mrc`` when the averages have a voxel size (their particles were MRC files of one
+    size), else ``.em``: the format of averages written under a prefix without one."""
+    return ".mrc" if averages and all(a.voxel_size for a in averages) else ".em"
+
+
 def write_averages(averages: list[ClassAverage], prefix: str | os.PathLike) -> list[Path]:
-    """Write ``PREFIX_<label>.em`` and ``PREFIX_<label>_wedgesum.em`` (extension .em unless
-    ``prefix`` ends in .mrc; an MRC average carries its voxel size, an EM file has no place
-    for it); returns the average files."""
+    """Write ``PREFIX_<label>.em`` and ``PREFIX_<label>_wedgesum.em``, or ``.mrc``: the
+    extension ``prefix`` ends in, else MRC when the averages have a voxel size (their
+    particles were MRC files of one size) and EM otherwise, so that averages keep their
+    particles' format. An MRC average carries its voxel size; an EM file has no place for
+    it. Returns the average files."""
     prefix = os.fspath(prefix)
-    ext = ".mrc" if prefix.endswith(".mrc") else ".em"
-    stem = prefix[: -len(ext)] if prefix.endswith(ext) else prefix
+    if prefix.endswith((".em", ".mrc")):
+        stem, ext = os.path.splitext(prefix)
+    else:
+        stem, ext = prefix, average_suffix(averages)
     written = []
     for avg in averages:
         path = Path(f"{stem}_{avg.label}{ext}")

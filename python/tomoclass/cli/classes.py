@@ -42,12 +42,14 @@ def _run_average(args: argparse.Namespace) -> None:
     if comm.rank != 0:
         return
     record = resolution_record(averages, plist, args.binning)
+    stem = args.output.removesuffix(".em").removesuffix(".mrc")
+    resolution_json = Path(f"{stem}_resolution.json")
     with output_group():
         paths = write_averages(averages, args.output)
-        write_text(Path(f"{args.output}_resolution.json"), json.dumps(record, indent=2) + "\n")
+        write_text(resolution_json, json.dumps(record, indent=2) + "\n")
     for path, avg in zip(paths, averages, strict=True):
         print(f"class {avg.label}: {avg.count} particles -> {path}")
-    print(f"{resolution_text(record)} ({args.output}_resolution.json)")
+    print(f"{resolution_text(record)} ({resolution_json})")
 
 
 def add_average(sub: argparse._SubParsersAction) -> None:
@@ -166,7 +168,12 @@ def add_select_split(sub: argparse._SubParsersAction) -> None:
 def _run_merge(args: argparse.Namespace) -> None:
     import json
 
-    from tomoclass.average import class_averages, read_averages, write_averages
+    from tomoclass.average import (
+        average_suffix,
+        class_averages,
+        read_averages,
+        write_averages,
+    )
     from tomoclass.features import box_size
     from tomoclass.fourier import frequency_radius
     from tomoclass.io import write_particle_list
@@ -201,7 +208,8 @@ def _run_merge(args: argparse.Namespace) -> None:
         write_text(Path(f"{stem}_merge.json"), json.dumps(summary, indent=2) + "\n")
     moves = ", ".join(f"{old}→{new}" for old, new in plan.mapping.items())
     print(f"{len(averages)} classes merged into {len(new_averages)} ({moves}): wrote "
-          f"{args.output}, {stem}_class_<k>.em, {stem}_dendrogram.png")  # fmt: skip
+          f"{args.output}, {stem}_class_<k>{average_suffix(new_averages)}, "
+          f"{stem}_dendrogram.png")  # fmt: skip
 
 
 def add_merge(sub: argparse._SubParsersAction) -> None:
@@ -213,7 +221,8 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
             "Average every class, correlate the averages (masked, band-passed, no wedge),\n"
             "cluster the distances 1 - CCC with average linkage, and merge classes by explicit\n"
             "groups, into K clusters, or below a distance threshold. Writes OUT.xml,\n"
-            "OUT_class_<k>.em, OUT_dendrogram.png and OUT_merge.json.\n\n"
+            "OUT_class_<k>.em (.mrc for MRC particles), OUT_dendrogram.png and\n"
+            "OUT_merge.json.\n\n"
             "examples:\n  tomoclass merge -p classified.xml --n-clusters 3 -o merged.xml\n"
             '  tomoclass merge -p classified.xml --groups "0,2,3;1,4;5,6" -o merged.xml'
         ),

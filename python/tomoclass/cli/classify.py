@@ -48,7 +48,7 @@ def _run_classify(args: argparse.Namespace) -> None:
     import json
     import time
 
-    from tomoclass.average import class_averages, write_averages
+    from tomoclass.average import average_suffix, class_averages, write_averages
     from tomoclass.classify import classify
     from tomoclass.io.stopgap import is_stopgap_motl
     from tomoclass.parallel import world
@@ -104,8 +104,8 @@ def _run_classify(args: argparse.Namespace) -> None:
         print(f"-n auto: {result.class_count.sureness}")
     print(resolution_text(resolution_record(averages, plist, args.binning)))
     print(f"{len(averages)} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
-          f"wrote {args.output}/{listed}, class_<k>.em, scores.csv, run.json; look at them with "
-          f"'tomoclass report {args.output}'")  # fmt: skip
+          f"wrote {args.output}/{listed}, class_<k>{average_suffix(averages)}, scores.csv, "
+          f"run.json; look at them with 'tomoclass report {args.output}'")  # fmt: skip
 
 
 def add_classify(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +125,8 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
             "each half's class averages, and keeps the most classes whose two assignments\n"
             "agree (ARI) within 0.05 of the best count; it says how sure that is.\n\n"
             "Writes the new folder OUT: classifiedParticles with the input's extension,\n"
-            "class_<k>.em (wedge-weighted averages), CPCA's eigenvalues and coefficients\n"
+            "class_<k>.em (wedge-weighted averages; .mrc with the voxel size for MRC\n"
+            "particles), CPCA's eigenvalues and coefficients\n"
             "(.npy, .csv), scores.csv (every particle's score against every class and its\n"
             "margin, best - second: small margins are ambiguous particles, see 'select\n"
             "--min-margin') and run.json (each stage's result); 'tomoclass report OUT' draws\n"

@@ -50,7 +50,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
     import numpy as np
     import scipy
 
-    from tomoclass.average import class_averages, write_averages
+    from tomoclass.average import average_suffix, class_averages, write_averages
     from tomoclass.ccc import LandmarkBlock, read_matrix
     from tomoclass.cpca import cpca
     from tomoclass.io import write_particle_list
@@ -118,7 +118,8 @@ def _run_cpca(args: argparse.Namespace) -> None:
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     print(resolution_text(resolution_record(averages, plist, args.binning)))
     print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
-          f"averages {prefix}_<k>.em, eigenvalues and run.json in {folder}")  # fmt: skip
+          f"averages {prefix}_<k>{average_suffix(averages)}, eigenvalues and run.json in "
+          f"{folder}")  # fmt: skip
 
 
 def add_cpca(sub: argparse._SubParsersAction) -> None:
@@ -130,11 +131,12 @@ def add_cpca(sub: argparse._SubParsersAction) -> None:
             "Constrained PCA (Förster et al. 2008): the top NEIG eigenvectors of the CCC matrix,\n"
             "coefficients sqrt(eigenvalue)·eigenvector, k-means++ (10 seeded restarts) into\n"
             "NCLASS classes. Writes the classified list, one wedge-weighted average per class\n"
-            "(PREFIX_<k>.em with its wedge sum), eigenvalues and coefficients (.npy, .csv) and\n"
-            "run.json. -e auto (default) counts the eigenvalues above a Marchenko-Pastur noise\n"
-            "edge (at least NCLASS); too few eigenvectors silently ruin CPCA. Given the landmark\n"
-            "block of 'ccc --landmarks M' (.npz), the eigenvectors come from a Nyström\n"
-            "approximation of the full matrix (NEIG at most M/2).\n\n"
+            "(PREFIX_<k>.em with its wedge sum; .mrc for MRC particles), eigenvalues and\n"
+            "coefficients (.npy, .csv) and run.json. -e auto (default) counts the eigenvalues\n"
+            "above a Marchenko-Pastur noise edge (at least NCLASS); too few eigenvectors\n"
+            "silently ruin CPCA. Given the landmark block of 'ccc --landmarks M' (.npz), the\n"
+            "eigenvectors come from a Nyström approximation of the full matrix (NEIG at most\n"
+            "M/2).\n\n"
             "example:\n  tomoclass cpca -p particles.xml -c out/correlation_matrix.csv -n 3 "
             "-o out/classified.xml"
         ),

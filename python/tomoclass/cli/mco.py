@@ -159,7 +159,7 @@ def _run_mco(args: argparse.Namespace) -> None:
     import json
     import time
 
-    from tomoclass.average import class_averages, write_averages
+    from tomoclass.average import average_suffix, class_averages, write_averages
     from tomoclass.io import write_particle_list
     from tomoclass.mco import mco_ac, mco_exmx
     from tomoclass.parallel import world
@@ -274,7 +274,8 @@ def _run_mco(args: argparse.Namespace) -> None:
     warn_replaced_scores(plist, args.destination / "classifiedParticles.xml")
     print(resolution_text(resolution_record(averages, plist, args.binning)))
     extra = "swaps.csv, " if annealing else ""
-    print(f"wrote {args.destination}/classifiedParticles.xml, class_<k>.em, "
+    print(f"wrote {args.destination}/classifiedParticles.xml, "
+          f"class_<k>{average_suffix(averages)}, "
           f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
 
 
@@ -379,8 +380,9 @@ def add_mco_commands(sub: argparse._SubParsersAction) -> None:
         "MCO-EXMX: iterate class averages (in the particles' own wedges) and reassignment\n"
         "of every particle to its best-correlating class, until at most END_THRESHOLD of\n"
         "the particles change class. Starts from the list's classes, or from CPCA's labels\n"
-        "when the list has none (--start). Writes DIR/classifiedParticles.xml, class_<k>.em,\n"
-        "iteration_<i>/classifiedParticles.xml and run.json with the per-iteration trace.\n\n"
+        "when the list has none (--start). Writes DIR/classifiedParticles.xml, class_<k>.em\n"
+        "(.mrc for MRC particles), iteration_<i>/classifiedParticles.xml and run.json with\n"
+        "the per-iteration trace.\n\n"
         "example:\n  tomoclass mco-exmx -p particles.xml -m mask.em -c 3 -d mco "
         "--highest-frequency 8"
     ))  # fmt: skip
@@ -390,7 +392,8 @@ def add_mco_commands(sub: argparse._SubParsersAction) -> None:
         "the criterion accepts the score it loses at the current temperature; the\n"
         "temperature drops by ANNEALING_STEP per round until it reaches 0, then EXMX runs\n"
         "to convergence. The best assignment by total score is kept. Writes\n"
-        "classifiedParticles.xml, class_<k>.em, round_<r>/, swaps.csv and run.json.\n\n"
+        "classifiedParticles.xml, class_<k>.em (.mrc for MRC particles), round_<r>/,\n"
+        "swaps.csv and run.json.\n\n"
         "example:\n  tomoclass mco-ac -p particles.xml -m mask.em -c 4 -d ac "
         "--highest-frequency 8 --start-temperature 2 --annealing-step 0.2"
     ))  # fmt: skip
