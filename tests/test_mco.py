@@ -215,8 +215,8 @@ def test_cli_mco_ac_writes_rounds_and_swaps(tmp_path):
                  "--local-search-increment", "1"], 5)],
     ids=["exmx", "exmx-while-trying-starts", "ac"],
 )  # fmt: skip
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, command, extra,
-                                                         calls):  # fmt: skip
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys, command,
+                                                         extra, calls):  # fmt: skip
     """The resumed run ends with the files of the uninterrupted one, and does only the work
     the checkpoint did not hold: its scoring passes (``class_scores`` calls) are the whole
     run's less those done when the last checkpoint was written, so a resume that starts
@@ -248,7 +248,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, c
     if calls == "half":  # of the whole run's: while trying the random starts
         calls = whole_calls // 2
     limit, count[0] = calls, 0
+    capsys.readouterr()
     assert main([*args, "-d", str(tmp_path / "cut")]) == 130
+    said = capsys.readouterr().err
+    assert f"kept in {tmp_path / '.cut.checkpoint'}; the same command with --resume" in said
     assert not (tmp_path / "cut").exists() and (tmp_path / ".cut.checkpoint").exists()
     state = json.loads((tmp_path / ".cut.checkpoint" / "state.json").read_text())
     if "--restarts" not in extra and command == "mco-exmx":

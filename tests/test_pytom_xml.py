@@ -339,11 +339,16 @@ def test_nothing_written_when_the_rename_fails(pickpos, monkeypatch):
 
 
 def test_unwritable_destination_is_a_clear_error(pickpos, tmp_path):
-    target = tmp_path / "missing-folder" / "out.xml"
+    """A missing folder is made; a file where the folder should be is an error naming it."""
+    made = tmp_path / "new-folder" / "out.xml"
+    write_particle_list(read_pytom_xml(pickpos), made)
+    assert len(read_pytom_xml(made)) == len(read_pytom_xml(pickpos))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "out.xml"
     with pytest.raises(TomoclassError) as err:
         write_particle_list(read_pytom_xml(pickpos), target)
     assert str(target) in str(err.value)
-    assert not target.parent.exists()
 
 
 def test_empty_list_round_trips(tmp_path):

@@ -447,7 +447,11 @@ def test_written_file_has_usual_permissions(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_missing_folder_is_a_clear_error(tmp_path):
-    path = tmp_path / "no" / "such" / "v.em"
+def test_a_missing_folder_is_made_and_a_file_in_the_way_is_a_clear_error(tmp_path):
+    made = tmp_path / "no" / "such" / "v.em"
+    write_volume(made, sample(np.float32))
+    assert made.is_file()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
     with pytest.raises(TomoclassError, match="cannot write"):
-        write_volume(path, sample(np.float32))
+        write_volume(blocker / "v.em", sample(np.float32))
