@@ -237,3 +237,22 @@ def test_every_command_makes_missing_output_folders(tiny, tmp_path):
             "simulate": "particles.xml"}  # fmt: skip
     for folder, name in made.items():
         assert (new / folder / name).is_file(), folder
+
+
+def test_an_asymmetric_tilt_range_warns_about_the_tilt_sign(tiny, tmp_path, capsys):
+    """RELION and PyTom give tilts opposite signs: an asymmetric range says how it is read
+    and what a PyTom user gives instead; a symmetric one says nothing."""
+    from tomoclass.io import write_particle_list
+    from tomoclass.particles import Particle, ParticleList
+
+    plist = read_particle_list(tiny)
+    bare = tiny.parent / "bare.xml"  # the particles without their wedges
+    write_particle_list(ParticleList([Particle(p.filename) for p in plist], plist.directory),
+                        bare)  # fmt: skip
+    out = tmp_path / "c.star"
+    assert main(["convert", str(bare), str(out), "--tilt-range", "-50:60"]) == 0
+    err = capsys.readouterr().err
+    assert "--tilt-range -50:60 is asymmetric and read with RELION's tilt sign" in err
+    assert "give --tilt-range -60:50" in err
+    assert main(["convert", str(bare), str(tmp_path / "d.star"), "--tilt-range", "-60:60"]) == 0
+    assert "tilt sign" not in capsys.readouterr().err

@@ -203,7 +203,9 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
         "its wedges, a Warp or RELION list its CTF volumes in rlnCtfImage)",
     )
     group.add_argument("--tilt-range", type=tilt_range_text, metavar="MIN:MAX",
-                       help="tilt range about y in degrees, e.g. -60:60")  # fmt: skip
+                       help="tilt range about y in degrees, e.g. -60:60, with RELION's sign "
+                       "(a tomogram PyTom reconstructed from tilts MIN..MAX is "
+                       "-MAX:-MIN)")  # fmt: skip
     group.add_argument(
         "--tomograms", type=Path, metavar="STAR",
         help="RELION 4/5 tomograms.star: each particle gets its tomogram's tilt series "

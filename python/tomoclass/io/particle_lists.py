@@ -97,8 +97,25 @@ def fill_sampling(
         plist = _fill(plist, wedge_list, lambda p: by_number.get(tomogram_of(p)))
     if tilt_range is not None:
         wedge = tilt_range_wedge(*tilt_range)
+        if any(w is None for w in plist.wedges()):
+            _warn_tilt_sign(*tilt_range)
         plist = _fill(plist, "--tilt-range", lambda p: wedge)
     return plist
+
+
+def _warn_tilt_sign(lo: float, hi: float) -> None:
+    """One warning line for an asymmetric tilt range: programs disagree on the sign of a
+    tilt (PyTom's reconstruction is RELION's mirrored), and a wedge on the wrong side
+    would show in nothing but the classes."""
+    if lo == -hi:
+        return
+    warnings.warn(
+        f"--tilt-range {lo:g}:{hi:g} is asymmetric and read with RELION's tilt sign; for a "
+        f"tomogram PyTom reconstructed (its tilt sign is the opposite) give --tilt-range "
+        f"{-hi:g}:{-lo:g}",
+        TomoclassWarning,
+        stacklevel=4,
+    )
 
 
 def tomogram_of(p: Particle) -> str:
