@@ -256,3 +256,21 @@ def test_an_asymmetric_tilt_range_warns_about_the_tilt_sign(tiny, tmp_path, caps
     assert "give --tilt-range -60:50" in err
     assert main(["convert", str(bare), str(tmp_path / "d.star"), "--tilt-range", "-60:60"]) == 0
     assert "tilt sign" not in capsys.readouterr().err
+
+
+def test_long_steps_speak_on_a_terminal(tiny, tmp_path, monkeypatch, capsys):
+    """On a terminal cpca says before its eigen step what it computes, and draws a bar for
+    the class averages (logs stay free of both)."""
+    ccc = tmp_path / "ccc"
+    assert main(["ccc", "-p", str(tiny), "-m", str(tiny.parent / "mask.em"), "-f", "4",
+                 "-o", str(ccc)]) == 0  # fmt: skip
+    args = ["cpca", "-p", str(tiny), "-c", str(ccc / "correlation_matrix.npy"), "-n", "2"]
+    assert main([*args, "-o", str(tmp_path / "log.xml")]) == 0
+    assert "CPCA:" not in capsys.readouterr().err
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([*args, "-o", str(tmp_path / "tty.xml")]) == 0
+    err = capsys.readouterr().err
+    assert "CPCA: top eigenvectors of the 16-particle matrix, then k-means …" in err
+    assert "averages:" in err and "/16" in err  # a bar over the 16 particles

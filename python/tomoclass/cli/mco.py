@@ -174,109 +174,111 @@ def _run_mco(args: argparse.Namespace) -> None:
     checkpoint = McoCheckpoint(args, comm)
     resume = checkpoint.load() if args.resume else None
     steps = checkpoint.steps(resume)
-
-    bar = progress_bar(comm)
-    total = args.iterations
-    if annealing:
-        total = int(-(-args.start_temperature // args.annealing_step)) if args.annealing_step else 0
-
-    def keep_step(progress) -> None:
-        """Checkpoint; then a bar on a terminal, or one line per step in a log."""
-        entry = progress.trace[-1]
-        steps.append((progress.step, progress.labels.copy()))
-        checkpoint.save(progress)
-        if bar is not None:
-            bar(f"{step_name}s", progress.step, max(total, progress.step))
-        elif comm.rank == 0:
-            extra = f", T {entry['temperature']:.3g}" if annealing else ""
-            print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
-                  f"occupancy {entry['occupancy']}")  # fmt: skip
-
-    def keep_start(progress) -> None:
-        """Checkpoint the random starts tried so far; one line each."""
-        checkpoint.save(progress)
-        last = progress.tried[-1]
-        if comm.rank == 0:
-            print(f"random start {len(progress.tried)} (seed {last['seed']}): total score "
-                  f"{last['total_score']:.4g}, occupancy {last['sizes']}")  # fmt: skip
-
-    features = checkpoint.folder.with_suffix(".features")
-    common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
-              "end_threshold": args.end_threshold, "resume": resume,
-              "max_shift": args.max_shift, "update_shifts": args.update_shifts,
-              "allow_collapse": args.allow_class_collapse,
-              "cache_dir": features, "memory_budget": args.memory * 2**30,
-              "start": args.start, "oversample": args.oversample,
-              "restarts": args.restarts, "on_restart": keep_start,
-              "symmetry": symmetry, "feature_checkpoint": checkpoint.features}  # fmt: skip
-    swaps = None
-    with shared_cache(comm, features), resumable(checkpoint.folder):
+    with resumable(checkpoint.folder):  # Ctrl-C says that --resume continues
+        bar = progress_bar(comm)
+        total = args.iterations
         if annealing:
-            result, swaps = mco_ac(
-                plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
-                args.highest_frequency, args.binning, on_round=keep_step,
-                local_search=args.local_search_increment, temperature=args.temperature,
-                criterion=args.criterion, **common,
-            )  # fmt: skip
-        else:
-            result = mco_exmx(
-                plist, args.mask, args.classes, args.highest_frequency, args.binning,
-                iterations=args.iterations, on_iteration=keep_step, **common,
-            )  # fmt: skip
-    classified = plist.with_classes(result.labels.tolist())
-    if result.shifts is not None:
-        classified = classified.with_shifts(result.shifts)
-    averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry,
-                              progress=counting_bar(comm, "averages", len(plist)))  # fmt: skip
-    if comm.rank != 0:
-        return
+            total = (
+                int(-(-args.start_temperature // args.annealing_step)) if args.annealing_step else 0
+            )
 
-    def build(work: Path) -> None:
-        for number, labels in steps:
-            folder = work / f"{step_name}_{number}"
-            folder.mkdir()
-            write_particle_list(plist.with_classes(labels.tolist()),
-                                folder / "classifiedParticles.xml")  # fmt: skip
-        if swaps is not None:
-            lines = ["round,particle,from,to,score_lost\n"]
-            lines += [f"{r},{i},{a},{b},{loss:.6g}\n" for r, i, a, b, loss in swaps]
-            (work / "swaps.csv").write_text("".join(lines))
-        write_classified(
-            classified,
-            result.labels,
-            result.scores,
-            work / "classifiedParticles.xml",
-            args.destination.absolute(),
-        )
-        write_averages(averages, work / "class")
-        if result.merge is not None:
-            from tomoclass.merge import score_dendrogram_png
+        def keep_step(progress) -> None:
+            """Checkpoint; then a bar on a terminal, or one line per step in a log."""
+            entry = progress.trace[-1]
+            steps.append((progress.step, progress.labels.copy()))
+            checkpoint.save(progress)
+            if bar is not None:
+                bar(f"{step_name}s", progress.step, max(total, progress.step))
+            elif comm.rank == 0:
+                extra = f", T {entry['temperature']:.3g}" if annealing else ""
+                print(f"{step_name} {entry[step_name]}: {entry['changes']} changed{extra}, "
+                      f"occupancy {entry['occupancy']}")  # fmt: skip
 
-            score_dendrogram_png(result.merge, len(plist), work / "merge_dendrogram.png")
-        run = {
-            "command": args.command,
-            "oversample": {"factor": args.oversample, **(result.merge or {})},
-            "restarts": result.restarts,
-            "warnings": result.warnings,
-            "resolution": resolution_record(averages, plist, args.binning),
-            "parameters": json_parameters(args),
-            "ranks": comm.size,
-            "versions": {"tomoclass": __version__},
-            "trace": result.trace,
-            "timings": {"total_seconds": time.perf_counter() - started},
-        }  # fmt: skip
-        (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+        def keep_start(progress) -> None:
+            """Checkpoint the random starts tried so far; one line each."""
+            checkpoint.save(progress)
+            last = progress.tried[-1]
+            if comm.rank == 0:
+                print(f"random start {len(progress.tried)} (seed {last['seed']}): total score "
+                      f"{last['total_score']:.4g}, occupancy {last['sizes']}")  # fmt: skip
 
-    publish_folder(build, args.destination)
-    checkpoint.remove()
-    for line in result.warnings:  # about a result that was written
-        warn(line)
-    warn_replaced_scores(plist, args.destination / "classifiedParticles.xml")
-    print(resolution_text(resolution_record(averages, plist, args.binning)))
-    extra = "swaps.csv, " if annealing else ""
-    print(f"wrote {args.destination}/classifiedParticles.xml, "
-          f"class_<k>{average_suffix(averages)}, "
-          f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
+        features = checkpoint.folder.with_suffix(".features")
+        common = {"lowest": args.lowest_frequency, "seed": args.seed, "comm": comm,
+                  "end_threshold": args.end_threshold, "resume": resume,
+                  "max_shift": args.max_shift, "update_shifts": args.update_shifts,
+                  "allow_collapse": args.allow_class_collapse,
+                  "cache_dir": features, "memory_budget": args.memory * 2**30,
+                  "start": args.start, "oversample": args.oversample,
+                  "restarts": args.restarts, "on_restart": keep_start,
+                  "symmetry": symmetry, "feature_checkpoint": checkpoint.features}  # fmt: skip
+        swaps = None
+        with shared_cache(comm, features):
+            if annealing:
+                result, swaps = mco_ac(
+                    plist, args.mask, args.classes, args.start_temperature, args.annealing_step,
+                    args.highest_frequency, args.binning, on_round=keep_step,
+                    local_search=args.local_search_increment, temperature=args.temperature,
+                    criterion=args.criterion, **common,
+                )  # fmt: skip
+            else:
+                result = mco_exmx(
+                    plist, args.mask, args.classes, args.highest_frequency, args.binning,
+                    iterations=args.iterations, on_iteration=keep_step, **common,
+                )  # fmt: skip
+        classified = plist.with_classes(result.labels.tolist())
+        if result.shifts is not None:
+            classified = classified.with_shifts(result.shifts)
+        averages = class_averages(classified, binning=args.binning, comm=comm, symmetry=symmetry,
+                                  progress=counting_bar(comm, "averages", len(plist)))  # fmt: skip
+        if comm.rank != 0:
+            return
+
+        def build(work: Path) -> None:
+            for number, labels in steps:
+                folder = work / f"{step_name}_{number}"
+                folder.mkdir()
+                write_particle_list(plist.with_classes(labels.tolist()),
+                                    folder / "classifiedParticles.xml")  # fmt: skip
+            if swaps is not None:
+                lines = ["round,particle,from,to,score_lost\n"]
+                lines += [f"{r},{i},{a},{b},{loss:.6g}\n" for r, i, a, b, loss in swaps]
+                (work / "swaps.csv").write_text("".join(lines))
+            write_classified(
+                classified,
+                result.labels,
+                result.scores,
+                work / "classifiedParticles.xml",
+                args.destination.absolute(),
+            )
+            write_averages(averages, work / "class")
+            if result.merge is not None:
+                from tomoclass.merge import score_dendrogram_png
+
+                score_dendrogram_png(result.merge, len(plist), work / "merge_dendrogram.png")
+            run = {
+                "command": args.command,
+                "oversample": {"factor": args.oversample, **(result.merge or {})},
+                "restarts": result.restarts,
+                "warnings": result.warnings,
+                "resolution": resolution_record(averages, plist, args.binning),
+                "parameters": json_parameters(args),
+                "ranks": comm.size,
+                "versions": {"tomoclass": __version__},
+                "trace": result.trace,
+                "timings": {"total_seconds": time.perf_counter() - started},
+            }  # fmt: skip
+            (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+        publish_folder(build, args.destination)
+        checkpoint.remove()
+        for line in result.warnings:  # about a result that was written
+            warn(line)
+        warn_replaced_scores(plist, args.destination / "classifiedParticles.xml")
+        print(resolution_text(resolution_record(averages, plist, args.binning)))
+        extra = "swaps.csv, " if annealing else ""
+        print(f"wrote {args.destination}/classifiedParticles.xml, "
+              f"class_<k>{average_suffix(averages)}, "
+              f"{step_name}_<i>/, {extra}run.json")  # fmt: skip
 
 
 def _add_mco_options(p: argparse.ArgumentParser, annealing: bool, run: bool = True) -> None:
