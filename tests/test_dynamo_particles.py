@@ -35,10 +35,26 @@ def test_a_table_away_from_its_particles_gets_one_warning(sims, tmp_path, capsys
     assert main(["convert", str(sims["em"]), str(out / "crop.tbl")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     first = read_particle_list(sims["em"]).paths()[0]
-    assert err == [f"tomoclass: warning: {out / 'crop.tbl'}: Dynamo reads each particle from "
-                   "particle_<tag>.em beside the table, and 4 of 4 particles are not there "
+    assert err == [f"tomoclass: warning: {out / 'crop.tbl'}: Dynamo reads particle <tag> from "
+                   "particle_<tag>.em (or .mrc) in its data folder, which tomoclass takes to be "
+                   "the table's; 4 of 4 particles are not there "
                    f"(the first: {first} as particle_00001.em); --link-particles or "
                    "--copy-particles (particle_files) puts them there"]  # fmt: skip
+
+
+def test_a_table_among_other_particles_files_says_they_would_be_read(sims, tmp_path, capsys):
+    """Written into a folder whose particle_<n> files are other particles (the simulator
+    counts from 0, Dynamo's tags from 1), the table would read the wrong particle for
+    every row: the warning says so instead of offering to link."""
+    folder = read_particle_list(sims["em"]).paths()[0].parent
+    table = folder / "crop.tbl"
+    try:
+        assert main(["convert", str(sims["em"]), str(table)]) == 0
+        err = capsys.readouterr().err
+        assert "of those names hold another file, which Dynamo (and tomoclass reading" in err
+        assert "--link-particles" not in err
+    finally:
+        table.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("how", ["link", "copy"])

@@ -15,13 +15,14 @@ number of MPI ranks.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from tomoclass import _core
-from tomoclass.errors import TomoclassError
+from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.features import Particles, ParticleStack, Preprocessing
 from tomoclass.fourier import band_mask, frequency_radius
 from tomoclass.geometry import PointSymmetry
@@ -243,6 +244,13 @@ def write_averages(averages: list[ClassAverage], prefix: str | os.PathLike) -> l
         stem, ext = os.path.splitext(prefix)
     else:
         stem, ext = prefix, average_suffix(averages)
+    if ext == ".em" and average_suffix(averages) == ".mrc":
+        warnings.warn(
+            f"{prefix}: EM files hold no voxel size, so the averages lose their "
+            f"{averages[0].voxel_size:g} Å (write PREFIX.mrc to keep it)",
+            TomoclassWarning,
+            stacklevel=2,
+        )
     written = []
     for avg in averages:
         path = Path(f"{stem}_{avg.label}{ext}")
@@ -259,15 +267,33 @@ def read_averages(
     if there is one for every label; else None (then they must be computed)."""
     from tomoclass.io import read_volume, read_voxel_size
 
-    stem = os.fspath(prefix)
     found = []
     for label, count in zip(labels, counts, strict=True):
-        for ext in (".em", ".mrc"):
-            volume, wedge_sum = Path(f"{stem}_{label}{ext}"), Path(f"{stem}_{label}_wedgesum{ext}")
-            if volume.exists() and wedge_sum.exists():
-                found.append(ClassAverage(label, read_volume(volume), read_volume(wedge_sum),
-                                          count, voxel_size=read_voxel_size(volume)))  # fmt: skip
-                break
-        else:
+        volume = average_path(prefix, label)
+        if volume is None:
             return None
+        wedge_sum = volume.with_name(f"{volume.stem}_wedgesum{volume.suffix}")
+        if not wedge_sum.is_file():
+            return None
+        found.append(ClassAverage(label, read_volume(volume), read_volume(wedge_sum), count,
+                                  voxel_size=read_voxel_size(volume)))  # fmt: skip
     return found
+
+
+def average_path(prefix: str | os.PathLike, label: str) -> Path | None:
+    """The average ``PREFIX_<label>.em`` (or ``.mrc``) written earlier, if there is one."""
+    for ext in (".em", ".mrc"):
+        path = Path(f"{os.fspath(prefix)}_{label}{ext}")
+        if path.is_file():
+            return path
+    return None
+
+
+def resolution_text(c: dict) -> str:
+    """Where one class's FSC falls below 0.143 (an entry of a resolution record's
+    ``classes``): in Å when the voxel size is known, else in Fourier voxels."""
+    if c["fourier_voxels"] is None:
+        return "no FSC (a half-set is empty)"
+    if c["angstrom"] is not None:
+        return f"{c['angstrom']:.1f} Å"
+    return f"{c['fourier_voxels']:.1f} Fourier voxels"

@@ -41,6 +41,10 @@ MODES = ("fourier", "real")
 TILE = 512
 """Tile edge (particles): big enough for efficient matrix products, small enough to balance."""
 
+REAL_TILE = 64
+"""Real mode's default tile edge: a pair costs two inverse FFTs, so a tile of 512 would take
+minutes, and a checkpoint keeps only whole tiles."""
+
 Tile = tuple[int, int, int, int]
 
 
@@ -94,7 +98,7 @@ def correlation_matrix(
     mode: str = "fourier",
     *,
     lowest: float = 0.0,
-    tile: int = TILE,
+    tile: int | None = None,
     comm=None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
@@ -111,16 +115,19 @@ def correlation_matrix(
     Fourier voxels of the binned box (below 1: fractions of it). ``binning``: Fourier binning
     factor dividing the box. ``comm``: an mpi4py communicator
     (default: one process); the matrix is returned on rank 0 and None elsewhere.
-    ``checkpoint``: folder for finished tiles; with ``resume`` those of an earlier run with
-    the same parameters are reused. ``progress(stage, done, total)`` reports work done.
-    ``cache_dir``: where features larger than ``memory_budget`` bytes are memory-mapped
-    (shared by all ranks). ``out``: an ``(N, N)``
-    float32 array to fill on rank 0, e.g. a memory-mapped ``.npy`` for a matrix larger than
-    memory (see :func:`open_matrix`).
+    ``tile``: tile edge in particles (default :data:`TILE`, :data:`REAL_TILE` in real
+    mode). ``checkpoint``: folder for finished feature blocks and tiles; with ``resume``
+    those of an earlier run with the same parameters are reused. ``progress(stage, done,
+    total)`` reports work done. ``cache_dir``: where features larger than ``memory_budget``
+    bytes are memory-mapped (shared by all ranks). ``out``: an ``(N, N)`` float32 array to
+    fill on rank 0, e.g. a memory-mapped ``.npy`` for a matrix larger than memory (see
+    :func:`open_matrix`).
     """
     comm = comm or Serial()
     if mode not in MODES:
         raise TomoclassError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if tile is None:
+        tile = REAL_TILE if mode == "real" else TILE
     if tile < 1:
         raise TomoclassError(f"tile must be >= 1, got {tile}")
     n = len(particles)
@@ -244,7 +251,7 @@ def landmark_block(
     binning: int = 1,
     *,
     lowest: float = 0.0,
-    tile: int = TILE,
+    tile: int | None = None,
     comm=None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
@@ -264,6 +271,7 @@ def landmark_block(
         raise TomoclassError(f"landmarks must be ≥ 2 sorted distinct indices below {n}")
     prep = as_preprocessing(particles, mask, lowpass, binning, lowest)
     m = len(landmarks)
+    tile = TILE if tile is None else tile
     if tile < 1:
         raise TomoclassError(f"tile must be >= 1, got {tile}")
     tiles = [(a, min(a + tile, n), 0, m) for a in range(0, n, tile)]

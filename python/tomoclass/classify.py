@@ -26,13 +26,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tomoclass import _core
-from tomoclass.cpca import CPCAResult, corrected_cpca, kmeans
+from tomoclass.cpca import Corrected, CPCAResult, corrected_correlations, corrected_cpca, kmeans
 from tomoclass.errors import TomoclassError
 from tomoclass.features import MEMORY_BUDGET, Particles, Preprocessing, as_preprocessing
 from tomoclass.geometry import PointSymmetry
 from tomoclass.io.scores import margins
-from tomoclass.mco import FLOOR, ShiftSearch, ac_rounds, class_scores, doubts, symmetric_features
+from tomoclass.mco import (
+    ShiftSearch,
+    ac_rounds,
+    class_means,
+    class_scores,
+    doubts,
+    score_rows,
+    symmetric_features,
+)
 from tomoclass.metrics import adjusted_rand_index
 from tomoclass.nuisance import NuisanceFit
 from tomoclass.parallel import Serial
@@ -216,12 +223,13 @@ def classify(
     return result
 
 
-def _classify_features(f, w, band, nclass, restarts, seed, comm, report,
-                       scoring=None) -> Classification:  # fmt: skip
+def _classify_features(f, w, band, nclass, restarts, seed, comm, report, scoring=None,
+                       corrected: Corrected | None = None) -> Classification:  # fmt: skip
     """:func:`classify` of features already computed (``scoring``: the MCO stage's
-    :class:`~tomoclass.mco.ShiftSearch`, e.g. symmetrised references)."""
+    :class:`~tomoclass.mco.ShiftSearch`, e.g. symmetrised references; ``corrected``: their
+    corrected correlations, if made already)."""
     n = len(f)
-    first, fit, landmarks = corrected_cpca(f, w, band, nclass, seed, comm)
+    first, fit, landmarks = corrected_cpca(f, w, band, nclass, seed, comm, corrected)
     runs, scored = [], []
     for r in range(restarts):
         start = first.labels if r == 0 else kmeans(first.coefficients, nclass, seed + r)
@@ -274,19 +282,19 @@ def choose_class_count(f, w, band, max_classes, restarts, seed, comm=None, repor
     comm = comm or Serial()
     report = report or (lambda stage, done, total: None)
     halves = half_sets(len(f), seed)
+    # The correlations of each half do not depend on the count: made once per half.
+    corrected = [corrected_correlations(f[half], w[half], band, seed, comm) for half in halves]
     tried = []
     for nclass in range(2, max_classes + 1):
         assigned, stabilities = [], []
-        for half in halves:
+        for half, correlations in zip(halves, corrected, strict=True):
             within = None if scoring is None else replace(
                 scoring, reference=tuple(x[half] for x in scoring.reference))  # fmt: skip
             part = _classify_features(f[half], w[half], band, nclass, restarts, seed, comm,
-                                      lambda *a: None, within)  # fmt: skip
+                                      lambda *a: None, within, correlations)  # fmt: skip
             stabilities.append(part.stability)
-            ref_f, ref_w = (f, w) if scoring is None else scoring.reference
-            means, _ = _core.mco_class_means(ref_f[half], ref_w[half], part.labels.tolist(),
-                                             nclass, FLOOR)  # fmt: skip
-            assigned.append(_core.mco_scores(f, w, band.herm, means).argmax(axis=1))
+            means = class_means(f[half], w[half], part.labels, nclass, within)
+            assigned.append(score_rows(f, w, band.herm, means, scoring).argmax(axis=1))
         tried.append({"classes": nclass,
                       "half_set_agreement": adjusted_rand_index(*assigned),
                       "restart_stability": float(np.mean(stabilities))})  # fmt: skip

@@ -287,25 +287,52 @@ LANDMARKS = 2000
 """Landmark columns of that block."""
 
 
-def corrected_cpca(
-    f: np.ndarray, w: np.ndarray, band: Band, nclass: int, seed: int = 0, comm=None
-) -> tuple[CPCAResult, NuisanceFit, np.ndarray | None]:
-    """CPCA (``neig`` auto) of the correlations of features ``f``, ``w`` on ``band`` less
-    what the particles' sampling predicts (:func:`tomoclass.nuisance.remove_nuisance`):
-    the start of ``classify`` and of MCO's ``--start cpca``. Beyond
-    :data:`LANDMARKS_ABOVE` particles the correlations are a landmark block of
-    :data:`LANDMARKS` seeded columns. Returns the result, the nuisance fit and the landmarks
-    (None for the full matrix); under MPI (``comm``) the tiles are shared, rank 0 decides
-    and every rank returns the same."""
+@dataclass
+class Corrected:
+    """The correlations of a set of features less what their sampling predicts: ``source``
+    (a matrix or :class:`~tomoclass.ccc.LandmarkBlock`; on rank 0 only, None elsewhere),
+    the nuisance ``fit`` (rank 0) and the ``landmarks`` (None for the full matrix)."""
+
+    source: np.ndarray | LandmarkBlock | None
+    fit: NuisanceFit | None
+    landmarks: np.ndarray | None
+
+
+def corrected_correlations(f: np.ndarray, w: np.ndarray, band: Band, seed: int = 0,
+                           comm=None) -> Corrected:  # fmt: skip
+    """The correlations of features ``f``, ``w`` on ``band`` less what the particles'
+    sampling predicts (:func:`tomoclass.nuisance.remove_nuisance`): the full matrix, or
+    beyond :data:`LANDMARKS_ABOVE` particles a landmark block of :data:`LANDMARKS` seeded
+    columns. Under MPI the tiles are shared and rank 0 holds the result."""
     comm = comm or Serial()
     n = len(f)
     landmarks = choose_landmarks(n, LANDMARKS, seed) if n > LANDMARKS_ABOVE else None
     matrix = matrix_from_features(f, w, band.herm, comm, landmarks)
-    result = fit = None
+    if comm.rank != 0:
+        return Corrected(None, None, landmarks)
+    corrected, fit = remove_nuisance(matrix, f, w, band, landmarks=landmarks)
+    del matrix
+    source = corrected if landmarks is None else LandmarkBlock(corrected, landmarks)
+    return Corrected(source, fit, landmarks)
+
+
+def corrected_cpca(
+    f: np.ndarray,
+    w: np.ndarray,
+    band: Band,
+    nclass: int,
+    seed: int = 0,
+    comm=None,
+    corrected: Corrected | None = None,
+) -> tuple[CPCAResult, NuisanceFit, np.ndarray | None]:
+    """CPCA (``neig`` auto) of :func:`corrected_correlations` (or of ``corrected``, made
+    already for these features): the start of ``classify`` and of MCO's ``--start cpca``.
+    Returns the result, the nuisance fit and the landmarks (None for the full matrix); under
+    MPI (``comm``) rank 0 decides and every rank returns the same."""
+    comm = comm or Serial()
+    corrected = corrected or corrected_correlations(f, w, band, seed, comm)
+    result = None
     if comm.rank == 0:  # one rank decides, so that all continue from the same labels
-        corrected, fit = remove_nuisance(matrix, f, w, band, landmarks=landmarks)
-        del matrix
-        source = corrected if landmarks is None else LandmarkBlock(corrected, landmarks)
-        result = cpca(source, "auto", nclass, seed)
-    result, fit = comm.bcast((result, fit), root=0)
-    return result, fit, landmarks
+        result = cpca(corrected.source, "auto", nclass, seed)
+    result, fit = comm.bcast((result, corrected.fit), root=0)
+    return result, fit, corrected.landmarks

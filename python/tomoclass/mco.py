@@ -49,7 +49,7 @@ class ShiftSearch:
     reference: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _means(f, w, labels, nclass: int, shift: ShiftSearch | None) -> np.ndarray:
+def class_means(f, w, labels, nclass: int, shift: ShiftSearch | None) -> np.ndarray:
     """Class averages in feature space (from ``shift.reference`` if it has one)."""
     if shift is not None and shift.reference is not None:
         f, w = shift.reference
@@ -64,12 +64,12 @@ def class_scores(f, w, herm, labels, nclass: int, comm=None, shift=None) -> np.n
     a row does not depend on how the particles are shared, so neither does the result.
     """
     comm = comm or Serial()
-    means = _means(f, w, labels, nclass, shift)
+    means = class_means(f, w, labels, nclass, shift)
     start, stop = share(comm, comm.rank, len(f))
-    return allgather_rows(comm, _rows(f[start:stop], w[start:stop], herm, means, shift))
+    return allgather_rows(comm, score_rows(f[start:stop], w[start:stop], herm, means, shift))
 
 
-def _rows(f, w, herm, means, shift) -> np.ndarray:
+def score_rows(f, w, herm, means, shift) -> np.ndarray:
     """Scores of particles ``f``, ``w`` against the averages ``means`` (in the core)."""
     if shift is None or shift.radius <= 0:
         return _core.mco_scores(f, w, herm, means)
@@ -211,16 +211,17 @@ class Progress:
     """Random starts tried so far (step 0: the run proper has not begun)."""
 
 
-def best_shifts(f, w, herm, labels, nclass: int, shift: ShiftSearch, comm=None) -> np.ndarray:
-    """Each particle's best shift ``(x, y, z)`` (binned voxels, aligned frame) against the
-    average of its own class: the particle matches that average moved by this shift."""
+def scores_and_shifts(f, w, herm, labels, nclass: int, shift: ShiftSearch, comm=None):
+    """:func:`class_scores` with a shift search, and the best shift ``(x, y, z)`` (binned
+    voxels, aligned frame) behind each score, ``(N, nclass, 3)``: the particle matches that
+    class's average moved by this shift. One pass of the core's shift search gives both."""
     comm = comm or Serial()
-    means = _means(f, w, labels, nclass, shift)
+    means = class_means(f, w, labels, nclass, shift)
     start, stop = share(comm, comm.rank, len(f))
-    _, found = _core.mco_shift_scores(f[start:stop], w[start:stop], herm, shift.flat.tolist(),
-                                      shift.box, means, float(shift.radius))  # fmt: skip
-    found = allgather_rows(comm, found)
-    return found[np.arange(len(found)), np.asarray(labels)].astype(np.float64)
+    rows, found = _core.mco_shift_scores(f[start:stop], w[start:stop], herm,
+                                         shift.flat.tolist(), shift.box, means,
+                                         float(shift.radius))  # fmt: skip
+    return allgather_rows(comm, rows), allgather_rows(comm, found)
 
 
 def refine_particle_shifts(particles: Particles, found: np.ndarray, binning: int) -> np.ndarray:
@@ -234,11 +235,13 @@ def refine_particle_shifts(particles: Particles, found: np.ndarray, binning: int
 
 
 def _with_shifts(result: MCOResult, prep: Preprocessing, f, w, herm, nclass, shift, comm):
-    """``result`` with the refined particle shifts of its final labels."""
+    """``result`` with the scores of its final labels and the refined particle shifts, each
+    particle centred on its own class's average."""
     if shift is None or shift.radius <= 0:
         raise TomoclassError("updating shifts needs a shift search: give max_shift > 0")
-    found = best_shifts(f, w, herm, result.labels, nclass, shift, comm)
-    result.shifts = refine_particle_shifts(prep.particles, found, prep.binning)
+    result.scores, found = scores_and_shifts(f, w, herm, result.labels, nclass, shift, comm)
+    own = found[np.arange(len(found)), np.asarray(result.labels)].astype(np.float64)
+    result.shifts = refine_particle_shifts(prep.particles, own, prep.binning)
     return result
 
 
@@ -453,10 +456,11 @@ def _finish(result, prep, features, classes, nclass, comm, update_shifts, end_th
                                   allow_collapse, comm=comm, shift=shift)  # fmt: skip
         result.merge = {**record, "refinement": refined.trace}
         result.labels = refined.labels
-    result.scores = class_scores(f, w, herm, result.labels, nclass, comm, shift)
-    result.warnings += doubts(result.labels, nclass, start)
-    if update_shifts:
+    if update_shifts:  # the shift search's scores: the same as class_scores gives
         result = _with_shifts(result, prep, f, w, herm, nclass, shift, comm)
+    else:
+        result.scores = class_scores(f, w, herm, result.labels, nclass, comm, shift)
+    result.warnings += doubts(result.labels, nclass, start)
     return result
 
 
@@ -521,7 +525,7 @@ def _joined_total(f, w, herm, labels, own, a: int, b: int, shift) -> float:
         return float(own.sum())
     rf, rw = (f, w) if shift is None or shift.reference is None else shift.reference
     mean, _ = _core.mco_class_means(rf[members], rw[members], [0] * int(members.sum()), 1, FLOOR)
-    joined = _rows(f[members], w[members], herm, mean, shift)[:, 0]
+    joined = score_rows(f[members], w[members], herm, mean, shift)[:, 0]
     return float(own[~members].sum() + joined.astype(np.float64).sum())
 
 

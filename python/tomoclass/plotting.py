@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tomoclass.average import average_path, resolution_text
 from tomoclass.errors import TomoclassError
-
-LISTS = (".xml", ".star", ".tbl")
-"""Extensions of the particle lists tomoclass writes."""
+from tomoclass.io.particle_lists import FORMATS
 
 FOLDER_FILES = ("eigenvalues.npy", "coefficients.npy", "correlation_matrix.npy", "scores.csv")
 """Files that belong to the run of the folder's ``run.json`` (or to the folder, without one)."""
@@ -85,14 +84,15 @@ def _read_json(path: Path) -> dict:
 
 def _label_key(label: str) -> tuple[int, int, str]:
     """Sort key of class names: whole numbers in numeric order, then the rest by name."""
-    return (0, int(label), "") if label.isdigit() else (1, 0, label)
+    return (0, int(label), "") if label.isdecimal() else (1, 0, label)
 
 
 def _located(folder: Path, recorded: str) -> Path:
-    """A path recorded in a run's JSON, or the same name in ``folder`` when the recorded
-    path's folder is gone (the output was moved)."""
-    path = Path(recorded)
-    return path if path.parent.is_dir() else folder / path.name
+    """A path recorded in a run's JSON: the same name in ``folder`` when it is there (the
+    report's folder holds the run, also when the folder was copied or moved), else the
+    recorded path (written elsewhere)."""
+    here = folder / Path(recorded).name
+    return here if here.exists() or not Path(recorded).parent.is_dir() else Path(recorded)
 
 
 def _list_labels(path: Path | None) -> np.ndarray | None:
@@ -122,14 +122,8 @@ def _sizes(labels: np.ndarray | None, record: dict, resolution: dict | None) -> 
 
 def _averages(prefix: Path, labels: list[str]) -> dict[str, Path]:
     """The class averages ``PREFIX_<label>.em`` (or ``.mrc``) that exist."""
-    found = {}
-    for label in labels:
-        for ext in (".em", ".mrc"):
-            path = Path(f"{prefix}_{label}{ext}")
-            if path.is_file():
-                found[label] = path
-                break
-    return found
+    found = {label: average_path(prefix, label) for label in labels}
+    return {label: path for label, path in found.items() if path is not None}
 
 
 def _run(
@@ -161,7 +155,7 @@ def _main_run(folder: Path, info: dict) -> Run:
     command = info.get("command", "output")
     listed = _located(folder, params["output"]) if command == "cpca" else None
     if listed is None or not listed.is_file():
-        listed = next((p for p in (folder / f"classifiedParticles{e}" for e in LISTS)
+        listed = next((p for p in (folder / f"classifiedParticles{e}" for e in FORMATS)
                        if p.is_file()), None)  # fmt: skip
     if command == "cpca":
         recorded = params.get("average") or f"{Path(params['output']).with_suffix('')}_class"
@@ -177,7 +171,7 @@ def _main_run(folder: Path, info: dict) -> Run:
 def _merge_run(path: Path) -> Run:
     """The run of ``tomoclass merge -o PREFIX.<ext>``, from its ``PREFIX_merge.json``."""
     stem = path.parent / path.name.removesuffix("_merge.json")
-    listed = next((p for p in (Path(f"{stem}{e}") for e in LISTS) if p.is_file()), None)
+    listed = next((p for p in (Path(f"{stem}{e}") for e in FORMATS) if p.is_file()), None)
     record = _read_json(path)
     mapping = record.get("mapping", {})
     merged = f"{len(mapping)} classes into {len(set(mapping.values()))}"
@@ -208,11 +202,7 @@ def find_runs(folder: Path) -> list[Run]:
 def _resolution_text(resolution: dict | None, label: str) -> str:
     """Where the FSC of a class average falls below 0.143, or a dash."""
     c = (resolution or {}).get("classes", {}).get(label)
-    if c is None or c["fourier_voxels"] is None:
-        return "—"
-    if c["angstrom"] is not None:
-        return f"{c['angstrom']:.1f} Å"
-    return f"{c['fourier_voxels']:.1f} Fourier voxels"
+    return "—" if c is None or c["fourier_voxels"] is None else resolution_text(c)
 
 
 def sizes_table(run: Run) -> str:
@@ -309,7 +299,11 @@ def scatter_figure(coefficients: np.ndarray, labels: np.ndarray | None) -> bytes
 def heatmap_figure(matrix: np.ndarray, labels: np.ndarray | None) -> bytes:
     """The CCC matrix with the particles grouped by class, classes named along the axes."""
     plt = _pyplot()
-    order = np.arange(len(matrix)) if labels is None else np.argsort(labels, kind="stable")
+    if labels is None:
+        order = np.arange(len(matrix))
+    else:  # classes in the page's order (numeric names numerically)
+        ranks = {name: r for r, name in enumerate(sorted(set(labels.tolist()), key=_label_key))}
+        order = np.argsort([ranks[name] for name in labels.tolist()], kind="stable")
     figure, axes = plt.subplots(figsize=(6, 5))
     shown = matrix[np.ix_(order, order)]
     off = shown[~np.eye(len(shown), dtype=bool)]
@@ -413,9 +407,8 @@ def fsc_figure(record: dict) -> bytes:
             continue
         shells = np.arange(len(c["fsc"]))
         x = shells / (record["box"] * voxel) if voxel else shells
-        where = (f"{c['angstrom']:.1f} Å" if c["angstrom"] is not None
-                 else f"{c['fourier_voxels']:.1f} Fourier voxels")  # fmt: skip
-        axes.plot(x, c["fsc"], "-", lw=1.2, label=f"class {label} (n={c['particles']}): {where}")
+        axes.plot(x, c["fsc"], "-", lw=1.2,
+                  label=f"class {label} (n={c['particles']}): {resolution_text(c)}")  # fmt: skip
     axes.axhline(record["threshold"], color="grey", lw=0.8, ls="--", label="0.143")
     axes.set_xlabel("spatial frequency (1/Å)" if voxel else "shell (Fourier voxels)")
     axes.set_ylabel("FSC of the half-sets (dimensionless)")
@@ -532,7 +525,7 @@ def _figures(folder: Path, run: Run) -> list[tuple[str, bytes]]:
 
 
 TABLED = ("parameters", "trace", "ccc_between_averages", "resolution", "class_sizes",
-          "noise_edge")  # fmt: skip
+          "noise_edge", "class_count", "oversample")  # fmt: skip
 """Keys of ``run.json`` shown as pictures or tables of their own, not in the parameters."""
 
 

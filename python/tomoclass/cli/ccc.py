@@ -6,6 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from tomoclass.ccc import REAL_TILE, TILE
 from tomoclass.cli.common import (
     MADE,
     Formatter,
@@ -19,10 +20,6 @@ from tomoclass.cli.common import (
 from tomoclass.errors import TomoclassError
 from tomoclass.io.files import output_group
 
-TILES = {"fourier": 512, "real": 64}
-"""Default tile edges (particles): a real-mode tile of 512 would take minutes (a pair costs
-two inverse FFTs), and a checkpoint keeps only whole tiles."""
-
 
 def _run_ccc(args: argparse.Namespace) -> None:
     import time
@@ -33,8 +30,6 @@ def _run_ccc(args: argparse.Namespace) -> None:
     out = writable_folder(args.output)
     started = time.perf_counter()
     plist = read_particles(args)
-    if args.tile is None:
-        args.tile = TILES[args.mode]
     checkpoint = out / ".ccc_checkpoint"
     with resumable(checkpoint):
         if args.landmarks is not None:
@@ -135,7 +130,7 @@ def add_ccc(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lowest", type=float, default=0.0, help="lowest frequency (Fourier voxels)")
     p.add_argument("--tile", type=int,
                    help="tile edge in particles (with --landmarks: rows per block; default: "
-                   f"{TILES['fourier']}, {TILES['real']} in real mode)")  # fmt: skip
+                   f"{TILE}, {REAL_TILE} in real mode)")  # fmt: skip
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from DIR/.ccc_checkpoint")  # fmt: skip
     p.add_argument("--threads", type=int, help="threads per process (default: all cores)")

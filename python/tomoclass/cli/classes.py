@@ -41,7 +41,7 @@ def _run_average(args: argparse.Namespace) -> None:
     )  # fmt: skip
     if comm.rank != 0:
         return
-    record = resolution_record(averages, plist, args.binning)
+    record = resolution_record(averages)
     stem = args.output.removesuffix(".em").removesuffix(".mrc")
     resolution_json = Path(f"{stem}_resolution.json")
     with output_group():
@@ -200,7 +200,7 @@ def _run_merge(args: argparse.Namespace) -> None:
     new_averages = class_averages(merged)
     summary = {"mapping": plan.mapping, "class_sizes": {a.label: a.count for a in new_averages},
                "ccc_between_averages": plan.correlation.round(6).tolist(),
-               "resolution": resolution_record(new_averages, merged)}  # fmt: skip
+               "resolution": resolution_record(new_averages)}  # fmt: skip
     with output_group():
         write_particle_list(merged, args.output)
         write_averages(new_averages, f"{stem}_class")

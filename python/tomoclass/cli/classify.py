@@ -85,7 +85,7 @@ def _run_classify(args: argparse.Namespace) -> None:
             "ranks": comm.size,
             "versions": {"tomoclass": __version__},
             **result.summary(),
-            "resolution": resolution_record(averages, plist, args.binning),
+            "resolution": resolution_record(averages),
             "timings": {"total_seconds": time.perf_counter() - started},
         }  # fmt: skip
         (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
@@ -102,7 +102,7 @@ def _run_classify(args: argparse.Namespace) -> None:
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
     if result.class_count is not None:
         print(f"-n auto: {result.class_count.sureness}")
-    print(resolution_text(resolution_record(averages, plist, args.binning)))
+    print(resolution_text(resolution_record(averages)))
     print(f"{len(averages)} classes ({sizes}); restarts agree at ARI {result.stability:.2f}; "
           f"wrote {args.output}/{listed}, class_<k>{average_suffix(averages)}, scores.csv, "
           f"run.json; look at them with 'tomoclass report {args.output}'")  # fmt: skip

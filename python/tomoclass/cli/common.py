@@ -407,14 +407,14 @@ def point_symmetry(value):
     return None if symmetry.nfold == 1 and symmetry.z2 == 0 and symmetry.x == 0 else symmetry
 
 
-def resolution_record(averages, plist, binning: int = 1) -> dict:
+def resolution_record(averages) -> dict:
     """The gold-standard resolution of every class average for ``run.json``: the particles,
     the FSC of the two fixed half-sets (shells of the binned box) and where it falls below
-    0.143, in Fourier voxels and, when the particle files agree on a voxel size (the one
-    the averages carry), in Å."""
-    from tomoclass.average import FSC_THRESHOLD, average_voxel_size
+    0.143, in Fourier voxels and, when the averages carry a voxel size (their particle
+    files agreed on one), in Å."""
+    from tomoclass.average import FSC_THRESHOLD
 
-    voxel = average_voxel_size(plist, binning)
+    voxel = averages[0].voxel_size if averages else None
     classes = {}
     for a in averages:
         box = a.volume.shape[0]
@@ -431,14 +431,9 @@ def resolution_record(averages, plist, binning: int = 1) -> dict:
 
 def resolution_text(record: dict) -> str:
     """``class 0: 18.2 Å, class 1: …`` (Fourier voxels when the voxel size is unknown)."""
-    parts = []
-    for label, c in record["classes"].items():
-        if c["fourier_voxels"] is None:
-            parts.append(f"class {label}: no FSC (a half-set is empty)")
-        elif c["angstrom"] is not None:
-            parts.append(f"class {label}: {c['angstrom']:.1f} Å")
-        else:
-            parts.append(f"class {label}: {c['fourier_voxels']:.1f} Fourier voxels")
+    from tomoclass.average import resolution_text as text
+
+    parts = [f"class {label}: {text(c)}" for label, c in record["classes"].items()]
     return "resolution at FSC 0.143: " + ", ".join(parts)
 
 

@@ -107,7 +107,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
                            "symmetry": args.symmetry},
             "class_sizes": {a.label: a.count for a in averages},
             "noise_edge": None if result.noise is None else result.noise.summary(),
-            "resolution": resolution_record(averages, plist, args.binning),
+            "resolution": resolution_record(averages),
             "oversample": {"factor": args.oversample, **(record or {})},
             "versions": {"tomoclass": __version__, "numpy": np.__version__,
                          "scipy": scipy.__version__, "python": platform.python_version()},
@@ -116,7 +116,7 @@ def _run_cpca(args: argparse.Namespace) -> None:
         }  # fmt: skip
         write_text(folder / "run.json", json.dumps(run, indent=2) + "\n")
     sizes = ", ".join(f"{a.label}: {a.count}" for a in averages)
-    print(resolution_text(resolution_record(averages, plist, args.binning)))
+    print(resolution_text(resolution_record(averages)))
     print(f"neig {result.neig}, {args.nclass} classes ({sizes}): wrote {args.output}, "
           f"averages {prefix}_<k>{average_suffix(averages)}, eigenvalues and run.json in "
           f"{folder}")  # fmt: skip

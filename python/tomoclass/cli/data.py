@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -51,11 +52,10 @@ def _run_demo(args: argparse.Namespace) -> None:
     sim = simulate_particles(config)
     publish_folder(lambda work: write_simulation(sim, work), folder)
     classes = folder / "classes"
-    print(f"2/3 tomoclass classify -p {folder / 'particles.xml'} -m {folder / 'mask.em'} "
-          f"-n {config.n_classes} -f 8 -o {classes}")  # fmt: skip
     command = ["classify", "-p", str(folder / "particles.xml"), "-m", str(folder / "mask.em"),
                "-n", str(config.n_classes), "-f", "8", "-o", str(classes),
                "--seed", str(args.seed)]  # fmt: skip
+    print(f"2/3 tomoclass {shlex.join(command)}")
     chosen = build_parser().parse_args(command)
     chosen.run(chosen)
     print("3/3 the report")

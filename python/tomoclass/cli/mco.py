@@ -260,7 +260,7 @@ def _run_mco(args: argparse.Namespace) -> None:
                 "oversample": {"factor": args.oversample, **(result.merge or {})},
                 "restarts": result.restarts,
                 "warnings": result.warnings,
-                "resolution": resolution_record(averages, plist, args.binning),
+                "resolution": resolution_record(averages),
                 "parameters": json_parameters(args),
                 "ranks": comm.size,
                 "versions": {"tomoclass": __version__},
@@ -274,7 +274,7 @@ def _run_mco(args: argparse.Namespace) -> None:
         for line in result.warnings:  # about a result that was written
             warn(line)
         warn_replaced_scores(plist, args.destination / "classifiedParticles.xml")
-        print(resolution_text(resolution_record(averages, plist, args.binning)))
+        print(resolution_text(resolution_record(averages)))
         extra = "swaps.csv, " if annealing else ""
         print(f"wrote {args.destination}/classifiedParticles.xml, "
               f"class_<k>{average_suffix(averages)}, "

@@ -6,19 +6,21 @@ Columns used (1-based, as Dynamo counts them): 1 tag, 4-6 shift dx dy dz (voxels
 position in the tomogram, voxels). Other columns are kept and written back; new tables get
 the conventional 35 columns (2 aligned = 1, 3 averaged = 1, the rest 0 unless set).
 
-Filenames are not part of a table: Dynamo finds the particle with tag t in the table's
-data folder as ``particle_<t>.em`` (or ``.mrc``), the tag zero-padded to the same width for
-every file of the folder; ``dynamo_table_crop`` pads to 5 digits by default (its
-``tag_padding``, "particle_00012.em", and its ``crop.tbl`` goes into that folder: Dynamo
-wiki, ``dynamo_table_crop`` and "Data folder"; RELION's Dynamo import names
-``particle_<5 digits>`` too, ``src/jaz/tomography/dynamo/dynamo_particle.cpp``
-``getFormattedTag``). On reading, each particle is the file of its tag in the table's folder
-(any padding, ``.em`` or ``.mrc``), else ``particle_<5 digits>.em`` there. On writing, tags
-come from filenames ``particle_<tag>.em`` (or ``.mrc``) when every particle has one and the
-tags are unique and >= 1; otherwise they are 1, 2, … in list order. Filenames themselves are
-not stored: :func:`write_tbl` links or copies the particles there on request
-(``particle_files``), and a conversion to a table without it warns about the particles
-Dynamo will not find (:func:`warn_particles_away`).
+Filenames are not part of a table: Dynamo finds the particle with tag t in the table's data
+folder as ``particle_<t>.em`` (or ``.mrc``), the tag zero-padded to the same width for every
+file of the folder; ``dynamo_table_crop`` pads to 5 digits by default (its ``tag_padding``,
+"particle_00012.em": Dynamo wiki, ``dynamo_table_crop`` and "Data folder"). The data folder
+is a project setting in Dynamo; tomoclass takes it to be the table's own folder (where
+``dynamo_table_crop`` leaves ``crop.tbl``, as its wiki page describes; not checked against
+Dynamo's source). RELION's Dynamo import names ``particle_<5 digits>`` too
+(``src/jaz/tomography/dynamo/dynamo_particle.cpp`` ``getFormattedTag``, 110–119 at 73f0a3c).
+On reading, each particle is the file of its tag in the table's folder (any padding, ``.em``
+or ``.mrc``), else ``particle_<5 digits>.em`` there. On writing, tags come from filenames
+``particle_<tag>.em`` (or ``.mrc``) when every particle has one and the tags are unique and
+>= 1; otherwise they are 1, 2, … in list order. Filenames themselves are not stored:
+:func:`write_tbl` links or copies the particles there on request (``particle_files``), and a
+conversion to a table without it warns about the particles Dynamo will not find
+(:func:`warn_particles_away`).
 
 Rotation: Dynamo's ``dynamo_euler2matrix(tdrot, tilt, narot)`` is
 ``M = Rz(narot)·Rx(tilt)·Rz(tdrot)``, and the Dynamo wiki (Euler angles convention) defines
@@ -55,6 +57,7 @@ Classes are numbers: a particle without class is written as class 0 (and read ba
 
 from __future__ import annotations
 
+import filecmp
 import itertools
 import math
 import os
@@ -230,16 +233,24 @@ def warn_particles_away(plist: ParticleList, path: PathLike) -> None:
     """One warning if Dynamo will not find particles of ``plist`` beside the table ``path``
     (see :func:`write_tbl`'s ``particle_files``)."""
     missing = _missing_particles(plist, Path(path))
-    if missing:
-        source, target = missing[0]
-        warnings.warn(
-            f"{os.fspath(path)}: Dynamo reads each particle from particle_<tag>.em beside the "
-            f"table, and {len(missing)} of {len(plist)} particles are not there (the first: "
-            f"{source} as {target.name}); --link-particles or --copy-particles "
-            "(particle_files) puts them there",
-            TomoclassWarning,
-            stacklevel=3,
+    if not missing:
+        return
+    source, target = missing[0]
+    text = (
+        f"{os.fspath(path)}: Dynamo reads particle <tag> from particle_<tag>.em (or .mrc) "
+        f"in its data folder, which tomoclass takes to be the table's; {len(missing)} of "
+        f"{len(plist)} particles are not there (the first: {source} as {target.name})"
+    )
+    taken = [target for _, target in missing if target.exists()]
+    if taken:
+        text += (
+            f", and {len(taken)} of those names hold another file, which Dynamo (and "
+            f"tomoclass reading this table) would take instead (the first: {taken[0]}); "
+            "write the table elsewhere"
         )
+    else:
+        text += "; --link-particles or --copy-particles (particle_files) puts them there"
+    warnings.warn(text, TomoclassWarning, stacklevel=3)
 
 
 def _missing_particles(plist: ParticleList, table: Path) -> list[tuple[Path, Path]]:
@@ -260,8 +271,9 @@ def _missing_particles(plist: ParticleList, table: Path) -> list[tuple[Path, Pat
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` is ``b`` (a link to it) or a copy of it (the same bytes)."""
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False
 

@@ -69,6 +69,7 @@ from scipy.spatial.transform import Rotation as ScipyRotation
 from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.geometry import Rotation, Shift
 from tomoclass.io.files import PathLike, atomic_output, is_file, read_star_blocks
+from tomoclass.io.volumes import common_voxel_size
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import DoubleTiltWedge, SingleTiltWedge, TiltSeries, Wedge, WeightVolume
 
@@ -574,7 +575,16 @@ def _optics(name: str, plist: ParticleList, pixel_size: float | None) -> pd.Data
         if pixel_size is not None:
             optics["rlnImagePixelSize"] = float(pixel_size)
         return optics
-    size = 1.0 if pixel_size is None else float(pixel_size)
+    size = _files_voxel_size(plist) if pixel_size is None else float(pixel_size)
+    if size is None:
+        if np.any(plist.shifts()):
+            warnings.warn(
+                f"{name}: no pixel size is known (the particle files give none; give "
+                "--pixel-size): the origins are written in Å at 1 Å per voxel",
+                TomoclassWarning,
+                stacklevel=4,
+            )
+        size = 1.0
     optics = pd.DataFrame(
         {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"], "rlnImagePixelSize": [size]}
     )
@@ -587,6 +597,14 @@ def _optics(name: str, plist: ParticleList, pixel_size: float | None) -> pd.Data
     if flags == {True}:
         optics["rlnCtfDataAreCtfPremultiplied"] = 1
     return optics
+
+
+def _files_voxel_size(plist: ParticleList) -> float | None:
+    """The voxel size (Å) the particle files agree on (MRC headers), if they can be read."""
+    try:
+        return common_voxel_size(plist.paths()) if len(plist) else None
+    except TomoclassError:  # files not there (yet): nothing to take it from
+        return None
 
 
 def _row(p: Particle, picks: bool, scores: bool) -> dict[str, Any]:
