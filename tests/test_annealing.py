@@ -98,3 +98,20 @@ def test_annealing_leaves_a_local_optimum_where_exmx_stays(seed):
     ac, swaps = ac_rounds(f, w, herm, start, 2, 2.0, 0.2, local_search=1, seed=seed)
     assert total_score(f, w, herm, ac.labels, 2) == pytest.approx(best, abs=1e-4)
     assert any(loss > 0 for *_, loss in swaps)  # it did accept worse classes
+
+
+@pytest.mark.parametrize(("temperature", "spread"), [("sigma", True), ("annealing", False)])
+def test_effective_temperature_is_t_times_the_score_spread_for_sigma(temperature, spread):
+    """SigmaTemperature scales T by the standard deviation of all scores of the round;
+    AnnealingTemperature uses T as it is."""
+    from tomoclass.mco import class_scores
+
+    f, w, herm, groups = stuck_case()
+    start = np.where(groups == 0, 0, 1)
+    ac, _ = ac_rounds(f, w, herm, start, 2, 2.0, 0.5, local_search=1, seed=0,
+                      temperature=temperature)  # fmt: skip
+    first = ac.trace[0]
+    local = exmx_iterations(f, w, herm, start, 2, 1, 0.05)
+    std = float(class_scores(f, w, herm, local.labels, 2).std())
+    assert std != pytest.approx(1.0)  # the two rules differ on this case
+    assert first["effective_temperature"] == pytest.approx(2.0 * (std if spread else 1.0))

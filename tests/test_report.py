@@ -18,7 +18,7 @@ from conftest import needs
 
 from tomoclass import plotting
 from tomoclass.cli import main
-from tomoclass.io import read_particle_list, write_volume
+from tomoclass.io import read_particle_list, write_particle_list, write_volume
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 NEEDS_BROWSER = needs(BROWSER is not None, "needs Debian's chromium (apt-get install chromium)")
@@ -118,6 +118,23 @@ def test_each_run_of_a_folder_has_its_own_section_with_its_sizes(runs):
     for title in ("Class averages", "Resolution", "Dendrogram (merged_dendrogram.png)"):
         assert f"<h3>{title}</h3>" in merged
     assert "<h3>Eigenvalues</h3>" not in merged  # CPCA's, shown in the cpca section
+
+
+def test_a_copied_folder_is_reported_from_its_own_files(runs, tmp_path):
+    """A copy of a run's folder reports the copy's classes, even after the original folder
+    was rerun with other classes (run.json records the original's paths)."""
+
+    copy = tmp_path / "copy"
+    shutil.copytree(runs, copy)
+    original = read_particle_list(runs / "cpca.xml")
+    write_particle_list(original.with_classes(["0"] * len(original)), runs / "cpca.xml")
+    try:
+        assert main(["report", str(copy)]) == 0
+    finally:
+        shutil.copy(copy / "cpca.xml", runs / "cpca.xml")
+    tables = SizeTables((copy / "report.html").read_text()).tables
+    assert tables["cpca.xml"] == list_sizes(copy / "cpca.xml")
+    assert len(tables["cpca.xml"]) == 8
 
 
 def test_cpca_records_the_noise_edge_its_eigenvalue_plot_shows(runs):

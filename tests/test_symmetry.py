@@ -105,3 +105,28 @@ def test_cli_symmetry(tmp_path, capsys):
     average = read_volume(tmp_path / "mco" / "class_0.em")
     quarter = forward(average[None], rotation_matrix(90, 0, 0)[None], np.zeros((1, 3)))[0]
     assert 1 - _corr(average, quarter) < 0.01
+
+
+def test_symmetric_features_equal_the_average_of_explicitly_turned_copies():
+    """Built from copies with rotations R·G made here (not through Preprocessing.turned) and
+    smooth, non-binary wedges, so that turning by G·R, or summing W² instead of W, fails."""
+    import dataclasses
+
+    from tomoclass.features import ParticleStack
+    from tomoclass.wedge import SingleTiltWedge
+
+    sim = simulate_particles(SimulationConfig(n_particles=30, n_classes=1, snr=10, seed=0,
+                                              max_shift=0))  # fmt: skip
+    stack = sim.particle_stack()
+    wedges = [SingleTiltWedge(30 + 5 * (i % 3), 35, smooth=2.0) for i in range(len(stack))]
+    stack = ParticleStack(stack.volumes, stack.rotations, stack.shifts, wedges)
+    symmetry, mask = PointSymmetry(3), spherical_mask(32)
+    f, w = symmetric_features(Preprocessing.for_band(stack, mask, 6), symmetry)
+    copies = []
+    for g in symmetry.operators():
+        turned = dataclasses.replace(stack, rotations=np.asarray(stack.rotations) @ g)
+        copies.append(Preprocessing.for_band(turned, mask, 6).features())
+    all_f, all_w = np.concatenate([c.f for c in copies]), np.concatenate([c.w for c in copies])
+    want, _ = _core.mco_class_means(all_f, all_w, [0] * len(all_f), 1, FLOOR)
+    got, _ = _core.mco_class_means(f, w, [0] * len(f), 1, FLOOR)
+    np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())

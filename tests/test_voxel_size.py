@@ -108,3 +108,29 @@ def test_help_gives_the_angstrom_rule(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "n·s/r Å" in " ".join(capsys.readouterr().out.split())
+
+
+def test_star_of_mrc_particles_takes_their_voxel_size(mrc_list, tmp_path, capsys):
+    """A PyTom list of 8 Å MRC particles converted to STAR gets rlnImagePixelSize 8 and its
+    origins in Å at 8 Å per voxel; particles that give no size (EM) get one warning line."""
+    import numpy as np
+    import starfile
+
+    out = tmp_path / "p.star"
+    assert main(["convert", str(mrc_list), str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    blocks = starfile.read(out, always_dict=True)
+    assert blocks["optics"]["rlnImagePixelSize"].tolist() == [pytest.approx(8.0)]
+    shifts = read_particle_list(mrc_list).shifts()
+    origins = blocks["particles"][["rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"]]
+    np.testing.assert_allclose(origins.to_numpy(), -8.0 * shifts, atol=1e-6)
+    sim = simulate_particles(SimulationConfig(n_particles=4, box=16, seed=1))
+    em_list = write_simulation(sim, tmp_path / "em")
+    assert main(["convert", str(em_list), str(tmp_path / "e.star")]) == 0
+    assert "no pixel size is known" in capsys.readouterr().err
+
+
+def test_em_averages_of_sized_particles_say_the_size_is_lost(mrc_list, tmp_path, capsys):
+    assert main(["average", "-p", str(mrc_list), "-o", str(tmp_path / "avg.em")]) == 0
+    assert "EM files hold no voxel size, so the averages lose their 8 Å" in capsys.readouterr().err
+    assert (tmp_path / "avg_0.em").is_file()
