@@ -1,23 +1,32 @@
-"""Benchmark the CCC matrix: tomoclass against PyTom's per-pair method and numpy's matmul.
+"""Benchmark the CCC matrix: the whole ``tomoclass ccc`` command against PyTom's per-pair
+method, the tile kernel against numpy's matmul, and the CSV writer.
 
-Three measurements, each printed with N, box, lowpass and threads:
+For each ``N:box:lowpass`` set (default ``2000:32:8`` and ``1000:64:16``; simulated particles
+on disk, made once in ``--workdir``), one run prints, with N, box, lowpass and threads:
 
-1. ``pairs``: the whole matrix (features + tiles) against the per-pair baseline that PyTom
-   runs (numpy/scipy: align both particles with map_coordinates, mask, FFT, cross wedges and
-   band, inverse FFTs, masked NCC), timed on a subset of pairs and scaled to N(N−1)/2.
-2. ``kernel``: the tile kernel's throughput (GFLOP/s of its three matrix products) as a
-   fraction of numpy's float32 matmul throughput on matrices of the same size.
-3. ``command`` (``--command N``): the whole ``tomoclass ccc`` command on N simulated particles
-   on disk (reading, features, matrix, CSV and NPY writing), with its wall time and peak
-   memory (RSS) beyond the N×N float32 matrix.
+1. ``command``: the wall time of ``tomoclass ccc`` as a user runs it (reading the EM files,
+   features, matrix, writing NPY, and CSV unless ``--no-csv``), against the per-pair method in
+   numpy/scipy on the same particles, timed on ``--pairs`` pairs and scaled to N(N−1)/2. Two
+   baselines: PyTom's whole method per pair (align both particles with
+   ``map_coordinates(order=3)``, mask, FFT, cross wedges and band, inverse FFTs, masked NCC),
+   and the same with every particle aligned, masked and transformed once beforehand (only
+   the cross-filtering, inverse FFTs and NCC per pair: the faster, fairer baseline).
+2. ``kernel``: the tile kernel on the tiles the command computes (the upper triangle) against
+   numpy's float32 matmul (OpenBLAS) making the same matrix from the same factors
+   (``X·Xᵀ``, which numpy runs as a symmetric product, and ``P·Qᵀ``); interleaved, best of 5.
+3. ``csv``: ``correlation_matrix.csv``'s formatting of the command's matrix in MB/s, against
+   ``numpy.savetxt`` (``%.9g``, which round-trips float32) on the same matrix.
 
-Usage: python benches/bench_ccc.py [--n 2000] [--box 32] [--lowpass 8] [--pairs 40]
-                                   [--command 10000] [--workdir bench-out]
+Usage: python benches/bench_ccc.py [--sets 2000:32:8,1000:64:16] [--pairs 20]
+                                   [--memory 10000] [--workdir bench-out]
+``--memory N`` also runs the command on N particles of 32³ and prints its peak memory.
+Threads: RAYON_NUM_THREADS (default: all cores); numpy's OpenBLAS uses the same cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import resource
 import subprocess
 import sys
@@ -28,121 +37,169 @@ import numpy as np
 from scipy import ndimage
 
 from tomoclass import _core
-from tomoclass.ccc import correlation_matrix
+from tomoclass.ccc import tile_grid
 from tomoclass.features import ParticleStack, Preprocessing
+from tomoclass.io import read_volume
 from tomoclass.mask import spherical_mask
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 from tomoclass.wedge import weights
 
 
-def simulated_stack(n: int, box: int, seed: int = 0) -> ParticleStack:
-    config = SimulationConfig(n_particles=n, n_classes=3, box=box, seed=seed)
-    return simulate_particles(config).particle_stack()
+def simulation(n: int, box: int) -> SimulationConfig:
+    return SimulationConfig(n_particles=n, n_classes=3, box=box, seed=0)
 
 
-def pytom_pair(stack: ParticleStack, i: int, j: int, mask: np.ndarray, band: np.ndarray) -> float:
-    """One CCC as PyTom computes it, in numpy/scipy."""
+def on_disk(n: int, box: int, workdir: Path) -> Path:
+    """The simulated set written once into ``workdir``; its folder."""
+    data = workdir / f"sim_{n}_{box}"
+    if not (data / "particles.xml").exists():
+        print(f"simulating {n} particles of {box}³ into {data} (once) ...", flush=True)
+        write_simulation(simulate_particles(simulation(n, box)), data)
+    return data
+
+
+def run_ccc(data: Path, lowpass: float, out: Path, *flags: str) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (GiB) of ``tomoclass ccc`` on the set in ``data``."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "tomoclass.cli", "ccc", "-p", str(data / "particles.xml"),
+               "-m", str(data / "mask.em"), "-f", str(lowpass), "-o", str(out), *flags]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+
+
+def aligned_spectrum(stack: ParticleStack, k: int, mask: np.ndarray) -> np.ndarray:
+    """PyTom's per-particle step: align with map_coordinates(order=3), mask, rFFT."""
     n = stack.volumes.shape[1]
     c = n // 2
     z, y, x = np.indices((n, n, n))
     p = np.stack([x, y, z], -1).reshape(-1, 3).astype(np.float64) - c
-    spectra, wedge = [], []
-    for k in (i, j):
-        q = p @ stack.rotations[k].T + c + stack.shifts[k]
-        aligned = ndimage.map_coordinates(stack.volumes[k], q[:, ::-1].T, order=3, mode="constant")
-        spectra.append(np.fft.rfftn(aligned.reshape(n, n, n) * mask))
-        wedge.append(weights(stack.wedges[k], n, stack.rotations[k]))
-    a = np.fft.irfftn(spectra[0] * wedge[0] * wedge[1] * band, (n, n, n), axes=(0, 1, 2))
-    b = np.fft.irfftn(spectra[1] * wedge[1] * wedge[0] * band, (n, n, n), axes=(0, 1, 2))
+    q = p @ stack.rotations[k].T + c + stack.shifts[k]
+    aligned = ndimage.map_coordinates(stack.volumes[k], q[:, ::-1].T, order=3, mode="constant")
+    return np.fft.rfftn(aligned.reshape(n, n, n) * mask)
+
+
+def pair_ncc(sa, sb, wa, wb, band: np.ndarray, mask: np.ndarray) -> float:
+    """PyTom's per-pair step: cross wedges and band, inverse FFTs, masked NCC."""
+    n = mask.shape[0]
+    a = np.fft.irfftn(sa * wa * wb * band, (n, n, n), axes=(0, 1, 2))
+    b = np.fft.irfftn(sb * wb * wa * band, (n, n, n), axes=(0, 1, 2))
     m = mask / mask.sum()
     da, db = a - (a * m).sum(), b - (b * m).sum()
     return float((m * da * db).sum() / np.sqrt((m * da * da).sum() * (m * db * db).sum()))
 
 
-def bench_pairs(n: int, box: int, lowpass: float, subset: int, threads: int) -> None:
-    stack = simulated_stack(n, box)
-    mask = spherical_mask(box)
+def per_pair_times(stack: ParticleStack, mask, lowpass: float, pairs: int) -> tuple[float, float]:
+    """Seconds per pair of PyTom's whole method, and of its per-pair step alone."""
+    n = stack.volumes.shape[1]
+    band = _core.band_mask([n] * 3, 0.0, float(lowpass))
+    chosen = np.random.default_rng(1).integers(0, len(stack), (pairs, 2))
+
+    def wedge(k):
+        return weights(stack.wedges[k], n, stack.rotations[k])
+
     start = time.perf_counter()
-    correlation_matrix(stack, mask, lowpass)
-    ours = time.perf_counter() - start
-    band = _core.band_mask([box] * 3, 0.0, float(lowpass))
-    rng = np.random.default_rng(1)
-    pairs = rng.integers(0, n, (subset, 2))
+    for i, j in chosen:
+        pair_ncc(aligned_spectrum(stack, i, mask), aligned_spectrum(stack, j, mask),
+                 wedge(i), wedge(j), band, mask)  # fmt: skip
+    whole = (time.perf_counter() - start) / pairs
+    ready = {k: (aligned_spectrum(stack, k, mask), wedge(k)) for k in set(chosen.ravel())}
     start = time.perf_counter()
-    for i, j in pairs:
-        pytom_pair(stack, int(i), int(j), mask, band)
-    per_pair = (time.perf_counter() - start) / subset
-    baseline = per_pair * n * (n - 1) / 2
-    print(
-        f"pairs    N={n} box={box} lowpass={lowpass} threads={threads}: tomoclass {ours:.2f} s, "
-        f"per-pair baseline {per_pair * 1e3:.2f} ms/pair -> {baseline:.0f} s "
-        f"(timed on {subset} pairs); ratio {baseline / ours:.0f}"
-    )
+    for i, j in chosen:
+        pair_ncc(ready[i][0], ready[j][0], ready[i][1], ready[j][1], band, mask)
+    return whole, (time.perf_counter() - start) / pairs
+
+
+def bench_command(n, box, lowpass, pairs, workdir, threads) -> np.ndarray:
+    data = on_disk(n, box, workdir)
+    out = workdir / f"ccc_{n}_{box}"
+    with_csv, _ = run_ccc(data, lowpass, out)
+    without, _ = run_ccc(data, lowpass, workdir / f"ccc_{n}_{box}_nocsv", "--no-csv")
+    stack = simulate_particles(simulation(n, box)).particle_stack()
+    whole, step = per_pair_times(stack, read_volume(data / "mask.em"), lowpass, pairs)
+    total = n * (n - 1) / 2
+    head = f"command  N={n} box={box} lowpass={lowpass} threads={threads}:"
+    print(f"{head} tomoclass ccc {with_csv:.2f} s with CSV, {without:.2f} s without")
+    for name, per in (("whole method", whole), ("per-pair step only", step)):
+        base = per * total
+        print(f"{head}   vs PyTom's {name} {per * 1e3:.2f} ms/pair -> {base:.0f} s "
+              f"({pairs} pairs timed): ratio {base / with_csv:.0f} with CSV, "
+              f"{base / without:.0f} without")  # fmt: skip
+    return np.load(out / "correlation_matrix.npy")
+
+
+def best_interleaved(functions: dict, repeats: int = 5) -> dict:
+    """Shortest wall time of each function, the functions run in turn ``repeats`` times."""
+    best = dict.fromkeys(functions, float("inf"))
+    for fn in functions.values():
+        fn()  # warm up
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def bench_kernel(n: int, box: int, lowpass: float, threads: int) -> None:
-    stack = simulated_stack(min(n, 2048), box, seed=2)
+    stack = simulate_particles(simulation(n, box)).particle_stack()
     feats = Preprocessing.for_band(stack, spherical_mask(box), lowpass).features()
     x, p, q = _core.ccc_factors(feats.f, feats.w, feats.band.herm)
-    rows, m = len(x), feats.w.shape[1]
-    tiles = [(r, min(r + 512, rows), c, min(c + 512, rows)) for r in range(0, rows, 512)
-             for c in range(0, rows, 512)]  # fmt: skip
-    _core.ccc_tiles(x, p, q, tiles[:2])  # warm up
-    start = time.perf_counter()
-    _core.ccc_tiles(x, p, q, tiles)
-    ours = time.perf_counter() - start
-    flops = 2.0 * rows * rows * (2 * m + m + m)  # X·Xᵀ, P·Qᵀ, Q·Pᵀ
-    a = np.ascontiguousarray(x)
-    np.matmul(a, a.T)
-    start = time.perf_counter()
-    np.matmul(a, a.T)
-    np.matmul(p, q.T)
-    np.matmul(q, p.T)
-    blas = time.perf_counter() - start
+    tiles = tile_grid(n)
+    best = best_interleaved({
+        "tomoclass": lambda: _core.ccc_tiles(x, p, q, tiles),
+        "numpy": lambda: (np.matmul(x, x.T), np.matmul(p, q.T)),
+    })  # fmt: skip
     print(
-        f"kernel   N={rows} M={m} box={box} lowpass={lowpass} threads={threads}: "
-        f"tomoclass {flops / ours / 1e9:.1f} GFLOP/s, numpy float32 matmul "
-        f"{flops / blas / 1e9:.1f} GFLOP/s; fraction {blas / ours:.2f}"
+        f"kernel   N={n} M={p.shape[1]} box={box} lowpass={lowpass} threads={threads}: "
+        f"tomoclass {best['tomoclass']:.3f} s, numpy float32 matmul {best['numpy']:.3f} s; "
+        f"fraction {best['numpy'] / best['tomoclass']:.2f}"
     )
 
 
-def bench_command(n: int, box: int, lowpass: float, workdir: Path, threads: int) -> None:
-    data = workdir / f"sim_{n}_{box}"
-    if not (data / "particles.xml").exists():
-        print(f"simulating {n} particles into {data} (once) ...", flush=True)
-        sim = simulate_particles(SimulationConfig(n_particles=n, n_classes=3, box=box))
-        write_simulation(sim, data)
-        del sim
-    out = workdir / f"ccc_{n}_{box}"
-    out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "tomoclass.cli", "ccc", "-p", str(data / "particles.xml"),
-               "-m", str(data / "mask.em"), "-f", str(lowpass), "-o", str(out)]  # fmt: skip
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # GiB (ru_maxrss: KiB)
+def bench_csv(matrix: np.ndarray, box: int, lowpass: float, threads: int) -> None:
+    text = _core.format_csv(matrix)
+
+    def savetxt():
+        np.savetxt(io.BytesIO(), matrix, fmt="%.9g", delimiter=",")
+
+    best = best_interleaved({"tomoclass": lambda: _core.format_csv(matrix), "numpy": savetxt}, 3)
+    mb = len(text) / 1e6
+    n = len(matrix)
+    print(
+        f"csv      N={n} box={box} lowpass={lowpass} threads={threads}: {mb:.1f} MB in "
+        f"{best['tomoclass']:.3f} s = {mb / best['tomoclass']:.0f} MB/s; numpy.savetxt "
+        f"{best['numpy']:.2f} s; ratio {best['numpy'] / best['tomoclass']:.0f}"
+    )
+
+
+def bench_memory(n: int, workdir: Path, threads: int) -> None:
+    data = on_disk(n, 32, workdir)
+    wall, peak = run_ccc(data, 8, workdir / f"ccc_{n}_32")
     matrix = n * n * 4 / 2**30
     print(
-        f"command  N={n} box={box} lowpass={lowpass} threads={threads}: "
-        f"tomoclass ccc {wall:.1f} s, "
+        f"memory   N={n} box=32 lowpass=8 threads={threads}: tomoclass ccc {wall:.1f} s, "
         f"peak RSS {peak:.2f} GiB = matrix {matrix:.2f} GiB + {peak - matrix:.2f} GiB"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="particles for pairs and kernel")
-    parser.add_argument("--box", type=int, default=32)
-    parser.add_argument("--lowpass", type=float, default=8)
-    parser.add_argument("--pairs", type=int, default=40, help="pairs timed for the baseline")
-    parser.add_argument("--command", type=int, default=0, help="particles for the command run")
+    parser.add_argument("--sets", default="2000:32:8,1000:64:16", help="N:box:lowpass,...")
+    parser.add_argument("--pairs", type=int, default=20, help="pairs timed for the baselines")
+    parser.add_argument("--memory", type=int, default=0, help="particles for the memory run")
     parser.add_argument("--workdir", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
     threads = _core.thread_count()
-    bench_pairs(args.n, args.box, args.lowpass, args.pairs, threads)
-    bench_kernel(args.n, args.box, args.lowpass, threads)
-    if args.command:
-        bench_command(args.command, args.box, args.lowpass, args.workdir, threads)
+    for spec in args.sets.split(","):
+        n, box, lowpass = (float(v) for v in spec.split(":"))
+        n, box = int(n), int(box)
+        matrix = bench_command(n, box, lowpass, args.pairs, args.workdir, threads)
+        bench_kernel(n, box, lowpass, threads)
+        bench_csv(matrix, box, lowpass, threads)
+    if args.memory:
+        bench_memory(args.memory, args.workdir, threads)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tomoclass import Rotation, Shift, TomoclassError, rotation_matrix
+from tomoclass.geometry import zxz_matrices
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.wedge import SingleTiltWedge
 
@@ -161,3 +164,24 @@ def test_a_particle_stack_names_what_is_wrong(change, said):
     with pytest.raises(TomoclassError) as caught:
         ParticleStack(**{**fields, **change})
     assert said in str(caught.value)
+
+
+def test_zxz_matrices_equal_scipy_and_the_core():
+    from scipy.spatial.transform import Rotation as ScipyRotation
+
+    angles = np.random.default_rng(3).uniform(-400, 400, (500, 3))  # z1, z2, x
+    ours = zxz_matrices(*angles.T)
+    scipy = ScipyRotation.from_euler("zxz", angles[:, [0, 2, 1]], degrees=True).as_matrix()
+    np.testing.assert_allclose(ours, scipy, atol=1e-14)
+    np.testing.assert_allclose(ours[7], rotation_matrix(*angles[7]), atol=1e-14)
+
+
+def test_a_command_imports_neither_pandas_nor_scipy_spatial():
+    # They take about a second to import, which a command reading PyTom XML never needs.
+    code = (
+        "import sys, tomoclass, tomoclass.cli, tomoclass.ccc;"
+        "print(sorted(m for m in ('pandas', 'starfile', 'scipy.spatial', 'scipy.linalg') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,17 +13,18 @@ of a rank-restricted Nyström approximation of the matrix (:func:`nystrom_eigenp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.cluster.vq import kmeans2
-from scipy.linalg import eigh
-from scipy.sparse.linalg import LinearOperator, eigsh
 
 from tomoclass.ccc import LandmarkBlock, choose_landmarks, matrix_from_features
 from tomoclass.errors import TomoclassError
 from tomoclass.features import Band
 from tomoclass.nuisance import NuisanceFit, remove_nuisance
 from tomoclass.parallel import Serial
+
+if TYPE_CHECKING:
+    from scipy.sparse.linalg import LinearOperator
 
 DENSE_LIMIT = 4000
 """Above this many particles the eigenpairs come from Lanczos iterations."""
@@ -95,8 +96,18 @@ def check_matrix(ccc: np.ndarray, name: str = "correlation matrix") -> np.ndarra
     return np.asarray(matrix, dtype=np.float64) if len(matrix) <= DENSE_LIMIT else matrix
 
 
+def _eigh(matrix: np.ndarray, **options):
+    """``scipy.linalg.eigh``, imported on first use (scipy's linear algebra is slow to
+    import, and most commands never need it)."""
+    from scipy.linalg import eigh
+
+    return eigh(matrix, **options)
+
+
 def _streamed(matrix: np.ndarray) -> LinearOperator:
     """``x ↦ M·x`` reading ``M`` in row blocks (float64 products)."""
+    from scipy.sparse.linalg import LinearOperator
+
     spans = _spans(len(matrix))
 
     def product(x: np.ndarray) -> np.ndarray:
@@ -110,10 +121,12 @@ def top_eigenpairs(ccc: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarr
     """The ``count`` largest eigenvalues (descending) and their eigenvectors ``(N, count)``,
     each vector's sign fixed so that its largest-magnitude entry is positive. Above
     DENSE_LIMIT particles, Lanczos iterations stream the matrix in row blocks."""
+    from scipy.sparse.linalg import eigsh
+
     n = len(ccc)
     if n <= DENSE_LIMIT or count >= n - 1:
         dense = np.asarray(ccc, dtype=np.float64)
-        values, vectors = eigh(dense, subset_by_index=[n - count, n - 1])
+        values, vectors = _eigh(dense, subset_by_index=[n - count, n - 1])
     else:
         start = np.random.default_rng(seed).standard_normal(n)
         values, vectors = eigsh(_streamed(ccc), k=count, which="LA", v0=start)
@@ -168,7 +181,7 @@ def nystrom_eigenpairs(
     inner = check_landmarks(landmarks, name) if inner is None else inner
     m = len(inner)
     rank = min(2 * count, max(m // 2, 1))
-    lam, u = eigh(inner, subset_by_index=[m - rank, m - 1])
+    lam, u = _eigh(inner, subset_by_index=[m - rank, m - 1])
     keep = lam > 1e-8 * max(lam.max(), 0.0)
     if not keep.any():
         raise TomoclassError(f"{name}: the landmark block has no positive eigenvalue")
@@ -176,7 +189,7 @@ def nystrom_eigenpairs(
     block = landmarks.block
     g = np.concatenate([np.asarray(block[a:b], np.float64) @ whiten for a, b in _spans(len(block))])
     count = min(count, g.shape[1])
-    values, v = eigh(g.T @ g, subset_by_index=[g.shape[1] - count, g.shape[1] - 1])
+    values, v = _eigh(g.T @ g, subset_by_index=[g.shape[1] - count, g.shape[1] - 1])
     order = np.argsort(values)[::-1]
     values, v = values[order], v[:, order]
     vectors = (g @ v) / np.sqrt(np.clip(values, 1e-300, None))
@@ -211,6 +224,8 @@ def noise_edge(
 def kmeans(points: np.ndarray, nclass: int, seed: int, restarts: int = RESTARTS) -> np.ndarray:
     """k-means++ labels of lowest inertia over ``restarts`` seeded runs, renumbered by first
     appearance."""
+    from scipy.cluster.vq import kmeans2
+
     rng = np.random.default_rng(seed)
     best, best_inertia = None, np.inf
     for _ in range(restarts):
@@ -261,7 +276,7 @@ def cpca(
         # W is a uniformly sampled principal block of the matrix, so its own spectrum says
         # how many directions stand above the noise (the Nyström tail is not trustworthy).
         count = min(SPECTRUM, limit)
-        top = eigh(inner, eigvals_only=True, subset_by_index=[len(inner) - count, len(inner) - 1])
+        top = _eigh(inner, eigvals_only=True, subset_by_index=[len(inner) - count, len(inner) - 1])
         neig, edge = noise_edge(matrix_moments(inner), top[::-1], nclass)
         noise = NoiseEdge(edge, top[::-1], "landmark block")
         values, vectors = eigenpairs(neig)

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 
 from tomoclass.average import ClassAverage
 from tomoclass.ccc import correlation_matrix
@@ -76,6 +74,9 @@ def merge_plan(
     correlation = average_correlation(averages, mask, lowpass)
     distance = np.clip(1.0 - correlation, 0.0, None)
     np.fill_diagonal(distance, 0.0)
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     tree = linkage(squareform(distance, checks=False), method="average")
     if groups is not None:
         clusters = {c: i for i, g in enumerate(parse_groups(groups, labels)) for c in g}

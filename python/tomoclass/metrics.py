@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import comb
 
 from tomoclass.errors import TomoclassError
 
@@ -16,6 +15,8 @@ def adjusted_rand_index(truth: Sequence, labels: Sequence) -> float:
     a, b = _codes(truth, "truth"), _codes(labels, "labels")
     if len(a) != len(b):
         raise TomoclassError(f"labels: one per particle of truth ({len(a)}) needed, got {len(b)}")
+    from scipy.special import comb
+
     table = np.zeros((a.max() + 1, b.max() + 1), np.int64)
     np.add.at(table, (a, b), 1)
     pairs = comb(table, 2).sum()

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation as _ScipyRotation
 
 from tomoclass.errors import TomoclassError
-from tomoclass.geometry import Rotation, Shift
+from tomoclass.geometry import Rotation, Shift, zxz_matrices
 from tomoclass.wedge import Wedge
 
 Label = int | str | None
@@ -207,8 +206,8 @@ class ParticleList(Sequence[Particle]):
         """``(N, 3, 3)`` float64 matrices ``Rz(z2)·Rx(x)·Rz(z1)`` acting on ``(x, y, z)``."""
         if not self._particles:
             return np.zeros((0, 3, 3))
-        angles = [(p.rotation.z1, p.rotation.x, p.rotation.z2) for p in self._particles]
-        return _ScipyRotation.from_euler("zxz", angles, degrees=True).as_matrix()
+        angles = np.array([(p.rotation.z1, p.rotation.z2, p.rotation.x) for p in self._particles])
+        return zxz_matrices(*angles.T)
 
     def shifts(self) -> np.ndarray:
         """``(N, 3)`` float64 shifts in voxels, columns ``(x, y, z)``."""

@@ -82,7 +82,6 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
-from scipy.spatial.transform import Rotation as ScipyRotation
 
 from tomoclass.errors import TomoclassError
 from tomoclass.features import ParticleStack
@@ -90,7 +89,6 @@ from tomoclass.fourier import irfftn, rfftn
 from tomoclass.geometry import Rotation, Shift
 from tomoclass.io import write_particle_list, write_volume
 from tomoclass.io.files import atomic_output
-from tomoclass.io.star import rotations_to_relion
 from tomoclass.mask import spherical_mask
 from tomoclass.particles import Particle, ParticleList, PickPosition
 from tomoclass.transform import forward
@@ -422,13 +420,16 @@ def _class_labels(config: SimulationConfig, rng: np.random.Generator) -> np.ndar
     return rng.permutation(labels)
 
 
-def _pytom_angles(rotations: ScipyRotation) -> list[Rotation]:
+def _pytom_angles(rotations) -> list[Rotation]:
+    """PyTom angles of scipy rotations."""
     z1, x, z2 = rotations.as_euler("zxz", degrees=True).T
     return [Rotation(float(a), float(b), float(c)) for a, b, c in zip(z1, z2, x, strict=True)]
 
 
 def simulate_particles(config: SimulationConfig) -> Simulation:
     """Simulate (volumes made on demand); same seed, same particles."""
+    from scipy.spatial.transform import Rotation as ScipyRotation  # slow to import: lazily
+
     config.check()
     rng = np.random.default_rng(config.seed)
     n, box = config.n_particles, config.box
@@ -808,6 +809,8 @@ def _write_star_text(
 
 def _relion_angles(sim: Simulation, order: np.ndarray) -> np.ndarray:
     """RELION ``(rot, tilt, psi)`` of the recorded rotations, in ``order``."""
+    from tomoclass.io.star import rotations_to_relion
+
     rows = np.array([[sim.rotations[i].z1, sim.rotations[i].z2, sim.rotations[i].x] for i in order])
     return rotations_to_relion(rows)
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import starfile
 
 from tomoclass.errors import TomoclassError
 
@@ -57,6 +56,8 @@ def read_star_blocks(path: PathLike, parse_as_string: Sequence[str] = ()) -> dic
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(fixed)
     linecache.clearcache()
+    import starfile  # with pandas, half a second to import: only when a STAR file is read
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

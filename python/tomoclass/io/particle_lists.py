@@ -25,7 +25,6 @@ from tomoclass.errors import TomoclassError, TomoclassWarning
 from tomoclass.io.dynamo import ParticleFiles, read_tbl, warn_particles_away, write_tbl
 from tomoclass.io.files import PathLike
 from tomoclass.io.pytom_xml import read_pytom_xml, write_pytom_xml
-from tomoclass.io.star import lookup_tomogram, read_star, write_star
 from tomoclass.particles import Particle, ParticleList
 from tomoclass.wedge import TiltSeries, Wedge, tilt_range_wedge
 
@@ -57,6 +56,7 @@ def read_particle_list(
     (see the module docstring); ``subtomo_name`` is the subtomogram name prefix of a STOPGAP
     motive list (relative to its folder; by default found in ``subtomograms/``).
     """
+    from tomoclass.io.star import read_star
     from tomoclass.io.stopgap import is_stopgap_motl, read_stopgap_motl
     from tomoclass.io.tomograms import read_tomograms_star
 
@@ -86,6 +86,7 @@ def fill_sampling(
 ) -> ParticleList:
     """``plist`` with each particle that has no sampling given one by ``tomograms``,
     ``wedge_list`` or ``tilt_range``, in that order (see the module docstring)."""
+    from tomoclass.io.star import lookup_tomogram
     from tomoclass.io.stopgap import read_wedge_list
     from tomoclass.io.tomograms import read_tomograms_star
 
@@ -187,6 +188,8 @@ def write_particle_list(
     if kind == ".xml":
         write_pytom_xml(plist, path)
     elif kind == ".star":
+        from tomoclass.io.star import write_star
+
         write_star(plist, path, pixel_size=pixel_size, columns=columns)
     else:
         write_tbl(plist, path, particle_files=particle_files)

@@ -547,7 +547,7 @@ fn ccc_tiles<'py>(
         .as_ref()
         .map(|(x, p, q)| (x.as_array(), p.as_array(), q.as_array()));
     let tiles = to_tiles(tiles);
-    let blocks = detached(py, || ccc::ccc_tiles(rows, other.unwrap_or(rows), &tiles))?;
+    let blocks = detached(py, || ccc::ccc_tiles(rows, other, &tiles))?;
     Ok(blocks.into_iter().map(|b| b.into_pyarray(py)).collect())
 }
 

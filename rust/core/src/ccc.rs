@@ -6,7 +6,7 @@
 //! (for binary wedges `W² = W`: the correlation over the region both sampled).
 //! With `X_i = √h·W_i·F_i` as `[Re | Im]`, `P_i = h·|F_i|²` and `Q_i = W_i²`, a block of the
 //! matrix is three matrix products: `X_a·X_bᵀ`, `P_a·Q_bᵀ` and `Q_a·P_bᵀ` (f32 GEMMs of
-//! ndarray's `matrixmultiply`; one tile per task, tiles in parallel).
+//! `faer`, whose kernels run at BLAS speed; one tile per task, tiles in parallel).
 //!
 //! The real-space mode is PyTom's own definition, per pair: particle `i` filtered by `W_j`
 //! and the band, `j` by `W_i` and the band, inverse FFTs, then the normalised
@@ -14,7 +14,8 @@
 //! where it sampled (`W_i > 0`: masking in real space leaks a little signal into the missing
 //! region), so that the cross-filtering keeps exactly the region both particles sampled.
 
-use ndarray::linalg::general_mat_mul;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, Axis, Zip};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
@@ -69,28 +70,6 @@ pub struct Tile {
     pub cols: (usize, usize),
 }
 
-/// The CCC block of particles `a` against particles `b` (factors as from [`factors`]).
-pub fn ccc_block(
-    (xa, pa, qa): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
-    (xb, pb, qb): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
-    mut out: ArrayViewMut2<f32>,
-) {
-    let shape = (xa.nrows(), xb.nrows());
-    let mut d1 = Array2::zeros(shape);
-    let mut d2 = Array2::zeros(shape);
-    general_mat_mul(1.0, &xa, &xb.t(), 0.0, &mut out);
-    general_mat_mul(1.0, &pa, &qb.t(), 0.0, &mut d1);
-    general_mat_mul(1.0, &qa, &pb.t(), 0.0, &mut d2);
-    Zip::from(&mut out).and(&d1).and(&d2).for_each(|c, &a, &b| {
-        let d = a as f64 * b as f64;
-        *c = if d > 0.0 {
-            (*c as f64 / d.sqrt()) as f32
-        } else {
-            0.0
-        };
-    });
-}
-
 /// The factors `(x, p, q)` of a set of particles (as from [`factors`]).
 pub type Factors<'a> = (
     ArrayView2<'a, f32>,
@@ -98,10 +77,83 @@ pub type Factors<'a> = (
     ArrayView2<'a, f32>,
 );
 
-/// The CCC blocks of `tiles`, computed in parallel (one tile per task): a tile's rows index
-/// the particles of `rows`, its columns those of `cols` (the same set for the square matrix,
-/// the landmarks for a Nyström block).
-pub fn ccc_tiles(rows: Factors, cols: Factors, tiles: &[Tile]) -> Result<Vec<Array2<f32>>> {
+/// Rows of a tile computed as one task: small enough that a matrix of a few tiles keeps
+/// every thread busy, large enough for the GEMM kernels to run at full speed.
+const STRIP: usize = 128;
+
+/// `a·bᵀ` (row-major f32) on one thread: tiles and strips are the parallel units, which
+/// keeps every value independent of the thread count.
+fn gemm_nt(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (m, n, k) = (a.nrows(), b.nrows(), a.ncols());
+    let mut out = Array2::zeros((m, n));
+    matmul(
+        MatMut::from_row_major_slice_mut(out.as_slice_mut().expect("owned"), m, n),
+        Accum::Replace,
+        MatRef::from_row_major_slice(a.as_slice().expect("standard layout"), m, k),
+        MatRef::from_row_major_slice(b.as_slice().expect("standard layout"), n, k).transpose(),
+        1.0,
+        Par::Seq,
+    );
+    out
+}
+
+/// Rows `rows.0..rows.1` of the particles' factors.
+fn part(f: Factors<'_>, rows: (usize, usize)) -> Factors<'_> {
+    let r = s![rows.0..rows.1, ..];
+    (f.0.slice_move(r), f.1.slice_move(r), f.2.slice_move(r))
+}
+
+/// The CCC of particles `a` against particles `b` into `out` (`a` rows × `b` columns).
+fn ccc_into((xa, pa, qa): Factors, (xb, pb, qb): Factors, out: ArrayViewMut2<f32>) {
+    let num = gemm_nt(xa, xb);
+    let (d1, d2) = (gemm_nt(pa, qb), gemm_nt(qa, pb));
+    Zip::from(out)
+        .and(&num)
+        .and(&d1)
+        .and(&d2)
+        .for_each(|c, &n, &a, &b| {
+            let d = a as f64 * b as f64;
+            *c = if d > 0.0 {
+                (n as f64 / d.sqrt()) as f32
+            } else {
+                0.0
+            };
+        });
+}
+
+/// The CCC block of particles `a` against particles `b` (factors as from [`factors`]), in
+/// strips of rows computed in parallel; `symmetric` when `a` and `b` are the same particles
+/// (a diagonal tile), whose upper triangle is then computed once and mirrored.
+pub fn ccc_block(a: Factors, b: Factors, symmetric: bool) -> Array2<f32> {
+    let mut out = Array2::zeros((a.0.nrows(), b.0.nrows()));
+    out.axis_chunks_iter_mut(Axis(0), STRIP)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, mut strip)| {
+            let rows = (k * STRIP, k * STRIP + strip.nrows());
+            let first = if symmetric { rows.0 } else { 0 };
+            let cols = (first, b.0.nrows());
+            ccc_into(
+                part(a, rows),
+                part(b, cols),
+                strip.slice_mut(s![.., first..]),
+            );
+        });
+    if symmetric {
+        for i in 0..out.nrows() {
+            for j in 0..i {
+                out[[i, j]] = out[[j, i]];
+            }
+        }
+    }
+    out
+}
+
+/// The CCC blocks of `tiles`, computed in parallel: a tile's rows index the particles of
+/// `rows`, its columns those of `cols` (None: the same particles, the square matrix, whose
+/// diagonal tiles are symmetric; else e.g. the landmarks of a Nyström block).
+pub fn ccc_tiles(rows: Factors, cols: Option<Factors>, tiles: &[Tile]) -> Result<Vec<Array2<f32>>> {
     let lengths = |(x, p, w): Factors| -> Result<usize> {
         let n = w.nrows();
         ensure(x.nrows() == n && p.nrows() == n, || {
@@ -109,6 +161,8 @@ pub fn ccc_tiles(rows: Factors, cols: Factors, tiles: &[Tile]) -> Result<Vec<Arr
         })?;
         Ok(n)
     };
+    let square = cols.is_none();
+    let cols = cols.unwrap_or(rows);
     let (n, m) = (lengths(rows)?, lengths(cols)?);
     ensure(
         tiles.iter().all(|t| {
@@ -116,21 +170,12 @@ pub fn ccc_tiles(rows: Factors, cols: Factors, tiles: &[Tile]) -> Result<Vec<Arr
         }),
         || format!("a tile reaches beyond the {n}×{m} particles"),
     )?;
-    fn part(f: Factors<'_>, r: (usize, usize)) -> Factors<'_> {
-        let rows = s![r.0..r.1, ..];
-        (
-            f.0.slice_move(rows),
-            f.1.slice_move(rows),
-            f.2.slice_move(rows),
-        )
-    }
     tiles
         .par_iter()
         .map(|t| {
             interrupt::check()?;
-            let mut out = Array2::zeros((t.rows.1 - t.rows.0, t.cols.1 - t.cols.0));
-            ccc_block(part(rows, t.rows), part(cols, t.cols), out.view_mut());
-            Ok(out)
+            let symmetric = square && t.rows == t.cols;
+            Ok(ccc_block(part(rows, t.rows), part(cols, t.cols), symmetric))
         })
         .collect()
 }
@@ -288,20 +333,21 @@ mod tests {
 
     #[test]
     fn tiles_equal_the_direct_formula() {
-        let (f, w, herm) = features(7, 40);
+        // More particles than a strip, so that strips and the mirrored triangle are exercised.
+        let (f, w, herm) = features(300, 12);
         let (x, p, q) = factors(f.view(), w.view(), &herm).unwrap();
         let tiles = [
             Tile {
-                rows: (0, 4),
-                cols: (2, 7),
+                rows: (0, 140),
+                cols: (100, 300),
             },
             Tile {
-                rows: (4, 7),
-                cols: (0, 7),
+                rows: (140, 300),
+                cols: (140, 300),
             },
         ];
         let all = (x.view(), p.view(), q.view());
-        let blocks = ccc_tiles(all, all, &tiles).unwrap();
+        let blocks = ccc_tiles(all, None, &tiles).unwrap();
         for (t, b) in tiles.iter().zip(&blocks) {
             for i in t.rows.0..t.rows.1 {
                 for j in t.cols.0..t.cols.1 {
@@ -310,7 +356,8 @@ mod tests {
                 }
             }
         }
-        assert!((blocks[1][[0, 4]] - 1.0).abs() < 1e-6); // the diagonal
+        assert_eq!(blocks[1], blocks[1].t()); // a diagonal tile is exactly symmetric
+        assert!((blocks[1][[7, 7]] - 1.0).abs() < 1e-6);
     }
 
     #[test]
@@ -326,7 +373,7 @@ mod tests {
         }];
         let block = ccc_tiles(
             (x.view(), p.view(), q.view()),
-            (xl.view(), pl.view(), ql.view()),
+            Some((xl.view(), pl.view(), ql.view())),
             &tile,
         )
         .unwrap();
@@ -340,7 +387,7 @@ mod tests {
             cols: (0, 4),
         }];
         let all = (x.view(), p.view(), q.view());
-        assert!(ccc_tiles(all, (xl.view(), pl.view(), ql.view()), &too_wide).is_err());
+        assert!(ccc_tiles(all, Some((xl.view(), pl.view(), ql.view())), &too_wide).is_err());
     }
 
     #[test]

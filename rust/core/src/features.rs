@@ -20,7 +20,7 @@ use rustfft::num_complex::Complex32;
 use crate::error::{ensure, Result};
 use crate::fft::{Fft3, Scratch};
 use crate::fourier::{for_each_frequency, BinWork, Binning};
-use crate::interp::{affine_transform, Affine, Interpolation};
+use crate::interp::{weighted_affine_transform, Affine, Interpolation};
 use crate::interrupt;
 use crate::rotation::{apply, Mat3};
 use crate::wedge::{ParticleWeight, Sampling};
@@ -219,8 +219,13 @@ impl Preprocess {
             matrix: geo.rotation,
             offset: [0, 1, 2].map(|a| c + shift[a] - rc[a]),
         };
-        affine_transform(source, &affine, self.interp, work.aligned.view_mut())?;
-        work.aligned *= &self.mask;
+        weighted_affine_transform(
+            source,
+            &affine,
+            self.interp,
+            self.mask.view(),
+            work.aligned.view_mut(),
+        )?;
         self.fft
             .forward(work.aligned.view(), work.spectrum.view_mut(), &mut work.fft)
     }
