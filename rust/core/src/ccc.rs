@@ -79,7 +79,7 @@ pub type Factors<'a> = (
 
 /// Rows of a tile computed as one task: small enough that a matrix of a few tiles keeps
 /// every thread busy, large enough for the GEMM kernels to run at full speed.
-const STRIP: usize = 128;
+const STRIP: usize = 256;
 
 /// `a·bᵀ` (row-major f32) on one thread: tiles and strips are the parallel units, which
 /// keeps every value independent of the thread count.
@@ -334,16 +334,16 @@ mod tests {
     #[test]
     fn tiles_equal_the_direct_formula() {
         // More particles than a strip, so that strips and the mirrored triangle are exercised.
-        let (f, w, herm) = features(300, 12);
+        let (f, w, herm) = features(600, 12);
         let (x, p, q) = factors(f.view(), w.view(), &herm).unwrap();
         let tiles = [
             Tile {
-                rows: (0, 140),
-                cols: (100, 300),
+                rows: (0, 300),
+                cols: (250, 600),
             },
             Tile {
-                rows: (140, 300),
-                cols: (140, 300),
+                rows: (300, 600),
+                cols: (300, 600),
             },
         ];
         let all = (x.view(), p.view(), q.view());
