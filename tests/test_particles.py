@@ -176,12 +176,17 @@ def test_zxz_matrices_equal_scipy_and_the_core():
     np.testing.assert_allclose(ours[7], rotation_matrix(*angles[7]), atol=1e-14)
 
 
-def test_a_command_imports_neither_pandas_nor_scipy_spatial():
-    # They take about a second to import, which a command reading PyTom XML never needs.
-    code = (
-        "import sys, tomoclass, tomoclass.cli, tomoclass.ccc;"
-        "print(sorted(m for m in ('pandas', 'starfile', 'scipy.spatial', 'scipy.linalg') "
-        "if m in sys.modules))"
-    )
+def test_a_command_imports_neither_pandas_nor_scipy_spatial(tmp_path):
+    # They take about a second to import, which a command on a PyTom XML list never needs.
+    code = f"""
+import sys, tomoclass, tomoclass.cli, tomoclass.ccc
+from tomoclass.io import read_particle_list, write_particle_list
+from tomoclass.particles import Particle, ParticleList
+write_particle_list(ParticleList([Particle("a.em"), Particle("b.em")]), r"{tmp_path}/l.xml")
+plist = read_particle_list(r"{tmp_path}/l.xml")
+plist.rotation_matrices(), plist.paths()
+heavy = ("pandas", "starfile", "scipy.spatial", "scipy.linalg")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

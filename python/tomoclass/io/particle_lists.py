@@ -56,16 +56,24 @@ def read_particle_list(
     (see the module docstring); ``subtomo_name`` is the subtomogram name prefix of a STOPGAP
     motive list (relative to its folder; by default found in ``subtomograms/``).
     """
-    from tomoclass.io.star import read_star
-    from tomoclass.io.stopgap import is_stopgap_motl, read_stopgap_motl
-    from tomoclass.io.tomograms import read_tomograms_star
-
     kind = _format(path)
     if kind == ".xml":
         plist = read_pytom_xml(path)
     elif kind == ".tbl":
         plist = read_tbl(path)
-    elif is_stopgap_motl(path):
+    else:
+        plist, tomograms = _read_star_list(path, pixel_size, tomograms, subtomo_name)
+    return fill_sampling(plist, tomograms=tomograms, wedge_list=wedge_list, tilt_range=tilt_range)
+
+
+def _read_star_list(path, pixel_size, tomograms, subtomo_name) -> tuple[ParticleList, PathLike]:
+    """A RELION or STOPGAP STAR list, and the ``tomograms`` still to apply (None once used).
+    Their readers import pandas (half a second), so only STAR lists pay for it."""
+    from tomoclass.io.star import read_star
+    from tomoclass.io.stopgap import is_stopgap_motl, read_stopgap_motl
+    from tomoclass.io.tomograms import read_tomograms_star
+
+    if is_stopgap_motl(path):
         plist = read_stopgap_motl(path, subtomo_name=subtomo_name)
     elif tomograms is None:
         plist = read_star(path, pixel_size=pixel_size)
@@ -74,7 +82,7 @@ def read_particle_list(
         if not any(isinstance(w, TiltSeries) for w in plist.wedges()):
             _unused(tomograms, len(plist))
         tomograms = None
-    return fill_sampling(plist, tomograms=tomograms, wedge_list=wedge_list, tilt_range=tilt_range)
+    return plist, tomograms
 
 
 def fill_sampling(
@@ -86,14 +94,15 @@ def fill_sampling(
 ) -> ParticleList:
     """``plist`` with each particle that has no sampling given one by ``tomograms``,
     ``wedge_list`` or ``tilt_range``, in that order (see the module docstring)."""
-    from tomoclass.io.star import lookup_tomogram
-    from tomoclass.io.stopgap import read_wedge_list
-    from tomoclass.io.tomograms import read_tomograms_star
-
     if tomograms is not None:
+        from tomoclass.io.star import lookup_tomogram
+        from tomoclass.io.tomograms import read_tomograms_star
+
         series = read_tomograms_star(tomograms)
         plist = _fill(plist, tomograms, lambda p: lookup_tomogram(series, tomogram_of(p)))
     if wedge_list is not None:
+        from tomoclass.io.stopgap import read_wedge_list
+
         by_number = read_wedge_list(wedge_list)
         plist = _fill(plist, wedge_list, lambda p: by_number.get(tomogram_of(p)))
     if tilt_range is not None:
