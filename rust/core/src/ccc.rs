@@ -6,7 +6,7 @@
 //! (for binary wedges `W² = W`: the correlation over the region both sampled).
 //! With `X_i = √h·W_i·F_i` as `[Re | Im]`, `P_i = h·|F_i|²` and `Q_i = W_i²`, a block of the
 //! matrix is three matrix products: `X_a·X_bᵀ`, `P_a·Q_bᵀ` and `Q_a·P_bᵀ` (f32 GEMMs of
-//! `faer`, whose kernels run at BLAS speed; one tile per task, tiles in parallel).
+//! `faer`, pure Rust with AVX-512/AVX2 kernels; tiles and their strips of rows in parallel).
 //!
 //! The real-space mode is PyTom's own definition, per pair: particle `i` filtered by `W_j`
 //! and the band, `j` by `W_i` and the band, inverse FFTs, then the normalised

@@ -242,83 +242,66 @@ fn resample(
         dims: [nx as i64, ny as i64, nz as i64],
         strides: [1, nx, nx * ny],
     };
-    let step = [
-        affine.matrix[0][0],
-        affine.matrix[1][0],
-        affine.matrix[2][0],
-    ];
     let (oy, ox) = (out.shape()[1], out.shape()[2]);
+    let job = Resampling {
+        source,
+        affine,
+        interp,
+        row: ox,
+    };
     out.outer_iter_mut()
         .into_par_iter()
         .enumerate()
         .for_each(|(z, mut plane)| {
             let plane = plane.as_slice_mut().expect("standard layout");
-            let weight = weight.map(|w| &w[z * oy * ox..][..oy * ox]);
-            resample_plane(&source, affine, interp, step, weight, z, plane, ox);
+            job.plane(z, plane, weight.map(|w| &w[z * oy * ox..][..oy * ox]));
         });
 }
 
-/// One output plane `z` (rows of `ox` values) of [`resample`], compiled for AVX2 where the
-/// CPU has it (the same IEEE operations, wider vectors: identical values).
-#[allow(clippy::too_many_arguments)]
-fn resample_plane(
-    source: &Source,
-    affine: &Affine,
+/// What the output planes of one [`resample`] share.
+struct Resampling<'a> {
+    source: Source<'a>,
+    affine: &'a Affine,
     interp: Interpolation,
-    step: [f64; 3],
-    weight: Option<&[f32]>,
-    z: usize,
-    plane: &mut [f32],
-    ox: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { resample_plane_avx2(source, affine, interp, step, weight, z, plane, ox) };
+    /// Output values per row.
+    row: usize,
+}
+
+impl Resampling<'_> {
+    /// Output plane `z` (with its `weight` plane, if any), compiled for AVX2 where the CPU
+    /// has it: the same IEEE operations in wider vectors, so the same values.
+    fn plane(&self, z: usize, plane: &mut [f32], weight: Option<&[f32]>) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.plane_avx2(z, plane, weight) };
+        }
+        self.plane_any(z, plane, weight)
     }
-    resample_plane_any(source, affine, interp, step, weight, z, plane, ox)
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn resample_plane_avx2(
-    source: &Source,
-    affine: &Affine,
-    interp: Interpolation,
-    step: [f64; 3],
-    weight: Option<&[f32]>,
-    z: usize,
-    plane: &mut [f32],
-    ox: usize,
-) {
-    resample_plane_any(source, affine, interp, step, weight, z, plane, ox)
-}
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn plane_avx2(&self, z: usize, plane: &mut [f32], weight: Option<&[f32]>) {
+        self.plane_any(z, plane, weight)
+    }
 
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn resample_plane_any(
-    source: &Source,
-    affine: &Affine,
-    interp: Interpolation,
-    step: [f64; 3],
-    weight: Option<&[f32]>,
-    z: usize,
-    plane: &mut [f32],
-    ox: usize,
-) {
-    for (y, row) in plane.chunks_exact_mut(ox).enumerate() {
-        let start = apply(&affine.matrix, [0.0, y as f64, z as f64]);
-        let weights = weight.map(|w| &w[y * ox..][..ox]);
-        for (x, v) in row.iter_mut().enumerate() {
-            let w = weights.map_or(1.0, |w| w[x]);
-            if w == 0.0 {
-                *v = 0.0;
-                continue;
+    #[inline(always)]
+    fn plane_any(&self, z: usize, plane: &mut [f32], weight: Option<&[f32]>) {
+        let (matrix, offset) = (&self.affine.matrix, self.affine.offset);
+        let step = [matrix[0][0], matrix[1][0], matrix[2][0]];
+        for (y, row) in plane.chunks_exact_mut(self.row).enumerate() {
+            let start = apply(matrix, [0.0, y as f64, z as f64]);
+            let weights = weight.map(|w| &w[y * self.row..][..self.row]);
+            for (x, v) in row.iter_mut().enumerate() {
+                let w = weights.map_or(1.0, |w| w[x]);
+                if w == 0.0 {
+                    *v = 0.0;
+                    continue;
+                }
+                let xf = x as f64;
+                let p = [0, 1, 2].map(|a| start[a] + offset[a] + xf * step[a]);
+                *v = w * self.source.sample(p, self.interp);
             }
-            let xf = x as f64;
-            let p = [0, 1, 2].map(|a| start[a] + affine.offset[a] + xf * step[a]);
-            *v = w * source.sample(p, interp);
         }
     }
 }
