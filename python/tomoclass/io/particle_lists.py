@@ -66,7 +66,9 @@ def read_particle_list(
     return fill_sampling(plist, tomograms=tomograms, wedge_list=wedge_list, tilt_range=tilt_range)
 
 
-def _read_star_list(path, pixel_size, tomograms, subtomo_name) -> tuple[ParticleList, PathLike]:
+def _read_star_list(
+    path: PathLike, pixel_size: float | None, tomograms: PathLike | None, subtomo_name: str | None
+) -> tuple[ParticleList, PathLike | None]:
     """A RELION or STOPGAP STAR list, and the ``tomograms`` still to apply (None once used).
     Their readers import pandas (half a second), so only STAR lists pay for it."""
     from tomoclass.io.star import read_star
