@@ -430,8 +430,9 @@ def test_cli_writes_csv_equal_to_npy_and_to_the_api(sim_list, tmp_path, capsys):
     # Tiles of 3 and of 512 give the matrix products other shapes, whose sums the GEMM
     # kernels order differently: equal to float32 rounding.
     np.testing.assert_allclose(npy, api, rtol=0, atol=2e-6)
-    assert np.array_equal(npy, correlation_matrix(read_particle_list(sim_list),
-                                                  sim_list.parent / "mask.em", 5, tile=3))  # fmt: skip
+    same_tiles = correlation_matrix(read_particle_list(sim_list), sim_list.parent / "mask.em", 5,
+                                    tile=3)  # fmt: skip
+    assert np.array_equal(npy, same_tiles)
 
 
 def test_cli_in_a_subprocess_binned_real_mode(sim_list, tmp_path):
