@@ -136,7 +136,7 @@ fn mirror(mut i: i64, n: i64) -> usize {
 /// Cubic B-spline weights of the taps at `floor − 1 .. floor + 2` for fraction `t`.
 const SIXTH: f64 = 1.0 / 6.0;
 
-#[inline(always)]
+#[inline]
 fn cubic_weights(t: f64) -> [f64; 4] {
     let t2 = t * t;
     let t3 = t2 * t;
@@ -159,7 +159,7 @@ struct Source<'a> {
 impl Source<'_> {
     /// Value at `(x, y, z)`: the weighted sum of `K` taps per axis starting at `first`.
     /// Weights and sums are f32: 64 terms whose weights add to 1 stay within f32 precision.
-    #[inline(always)]
+    #[inline]
     fn taps<const K: usize>(&self, first: [i64; 3], w: &[[f32; K]; 3]) -> f32 {
         let [sx, sy, sz] = self.strides;
         let interior = (0..3).all(|a| first[a] >= 0 && first[a] + K as i64 <= self.dims[a]);
@@ -198,7 +198,7 @@ impl Source<'_> {
         total
     }
 
-    #[inline(always)]
+    #[inline]
     fn sample(&self, p: [f64; 3], interp: Interpolation) -> f32 {
         let mut base = [0i64; 3];
         let mut frac = [0f64; 3];
@@ -242,68 +242,31 @@ fn resample(
         dims: [nx as i64, ny as i64, nz as i64],
         strides: [1, nx, nx * ny],
     };
+    let step = [
+        affine.matrix[0][0],
+        affine.matrix[1][0],
+        affine.matrix[2][0],
+    ];
     let (oy, ox) = (out.shape()[1], out.shape()[2]);
-    let job = Resampling {
-        source,
-        affine,
-        interp,
-        row: ox,
-    };
     out.outer_iter_mut()
         .into_par_iter()
         .enumerate()
         .for_each(|(z, mut plane)| {
-            let plane = plane.as_slice_mut().expect("standard layout");
-            job.plane(z, plane, weight.map(|w| &w[z * oy * ox..][..oy * ox]));
-        });
-}
-
-/// What the output planes of one [`resample`] share.
-struct Resampling<'a> {
-    source: Source<'a>,
-    affine: &'a Affine,
-    interp: Interpolation,
-    /// Output values per row.
-    row: usize,
-}
-
-impl Resampling<'_> {
-    /// Output plane `z` (with its `weight` plane, if any), compiled for AVX2 where the CPU
-    /// has it: the same IEEE operations in wider vectors, so the same values.
-    fn plane(&self, z: usize, plane: &mut [f32], weight: Option<&[f32]>) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.plane_avx2(z, plane, weight) };
-        }
-        self.plane_any(z, plane, weight)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn plane_avx2(&self, z: usize, plane: &mut [f32], weight: Option<&[f32]>) {
-        self.plane_any(z, plane, weight)
-    }
-
-    #[inline(always)]
-    fn plane_any(&self, z: usize, plane: &mut [f32], weight: Option<&[f32]>) {
-        let (matrix, offset) = (&self.affine.matrix, self.affine.offset);
-        let step = [matrix[0][0], matrix[1][0], matrix[2][0]];
-        for (y, row) in plane.chunks_exact_mut(self.row).enumerate() {
-            let start = apply(matrix, [0.0, y as f64, z as f64]);
-            let weights = weight.map(|w| &w[y * self.row..][..self.row]);
-            for (x, v) in row.iter_mut().enumerate() {
-                let w = weights.map_or(1.0, |w| w[x]);
-                if w == 0.0 {
-                    *v = 0.0;
-                    continue;
+            for (y, mut row) in plane.outer_iter_mut().enumerate() {
+                let start = apply(&affine.matrix, [0.0, y as f64, z as f64]);
+                let weights = weight.map(|w| &w[(z * oy + y) * ox..][..ox]);
+                for (x, v) in row.iter_mut().enumerate() {
+                    let w = weights.map_or(1.0, |w| w[x]);
+                    if w == 0.0 {
+                        *v = 0.0;
+                        continue;
+                    }
+                    let xf = x as f64;
+                    let p = [0, 1, 2].map(|a| start[a] + affine.offset[a] + xf * step[a]);
+                    *v = w * source.sample(p, interp);
                 }
-                let xf = x as f64;
-                let p = [0, 1, 2].map(|a| start[a] + offset[a] + xf * step[a]);
-                *v = w * self.source.sample(p, self.interp);
             }
-        }
-    }
+        });
 }
 
 fn prepare(volume: ArrayView3<f32>, interp: Interpolation) -> Array3<f32> {
@@ -313,16 +276,6 @@ fn prepare(volume: ArrayView3<f32>, interp: Interpolation) -> Array3<f32> {
     }
 }
 
-/// A volume to resample exists, and the output is in standard layout (planes are slices).
-fn check_volumes(volume: ArrayView3<f32>, out: &ArrayViewMut3<f32>) -> Result<()> {
-    ensure(!volume.is_empty(), || {
-        "cannot resample an empty volume".into()
-    })?;
-    ensure(out.is_standard_layout(), || {
-        "the resampled output must be a contiguous [z, y, x] array".into()
-    })
-}
-
 /// `out(p) = volume(M·p + offset)` for one volume; `out` may differ in shape from the input.
 pub fn affine_transform(
     volume: ArrayView3<f32>,
@@ -330,7 +283,9 @@ pub fn affine_transform(
     interp: Interpolation,
     out: ArrayViewMut3<f32>,
 ) -> Result<()> {
-    check_volumes(volume, &out)?;
+    ensure(!volume.is_empty(), || {
+        "cannot resample an empty volume".into()
+    })?;
     resample(prepare(volume, interp).view(), affine, interp, None, out);
     Ok(())
 }
@@ -345,7 +300,9 @@ pub fn weighted_affine_transform(
     weight: ArrayView3<f32>,
     out: ArrayViewMut3<f32>,
 ) -> Result<()> {
-    check_volumes(volume, &out)?;
+    ensure(!volume.is_empty(), || {
+        "cannot resample an empty volume".into()
+    })?;
     ensure(weight.shape() == out.shape(), || {
         format!(
             "weight {:?} for an output {:?}",
@@ -372,9 +329,6 @@ pub fn transform_stack(
     })?;
     ensure(stack.shape() == out.shape(), || {
         format!("stack {:?} but output {:?}", stack.shape(), out.shape())
-    })?;
-    ensure(out.is_standard_layout(), || {
-        "the resampled output must be a contiguous [n, z, y, x] array".into()
     })?;
     Zip::from(out.outer_iter_mut())
         .and(stack.outer_iter())
