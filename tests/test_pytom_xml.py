@@ -351,6 +351,23 @@ def test_unwritable_destination_is_a_clear_error(pickpos, tmp_path):
     assert str(target) in str(err.value)
 
 
+@pytest.mark.parametrize("bad", ["\ufffe", "\uffff", "\x01", "\x1b"])
+def test_characters_xml_cannot_hold_are_refused_before_writing(pickpos, bad):
+    """A name XML 1.0 cannot hold would make a list no parser reads back: refused, file kept."""
+    plist = read_pytom_xml(pickpos)
+    before = pickpos.read_bytes()
+    renamed = ParticleList(
+        [dataclasses.replace(plist[0], filename=f"p{bad}.em"), *plist[1:]], plist.directory
+    )
+    with pytest.raises(TomoclassError, match=f"{pickpos}: cannot write U\\+{ord(bad[0]):04X}"):
+        write_pytom_xml(renamed, pickpos)
+    assert pickpos.read_bytes() == before
+    assert sorted(os.listdir(pickpos.parent)) == ["pickpos.xml"]
+    # Tab, newline and characters beyond the BMP are XML: written and read back unchanged.
+    write_pytom_xml(ParticleList([Particle("a\tb\U0001f9ec.em")], pickpos.parent), pickpos)
+    assert read_pytom_xml(pickpos)[0].filename == "a\tb\U0001f9ec.em"
+
+
 def test_empty_list_round_trips(tmp_path):
     path = tmp_path / "empty.xml"
     write_pytom_xml(ParticleList([], tmp_path), path)

@@ -65,6 +65,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -369,8 +370,21 @@ def write_pytom_xml(plist: ParticleList, path: PathLike) -> None:
     """
     plist = plist.rebased(Path(path).absolute().parent)
     text = to_xml_string(plist)
+    bad = _NOT_XML_CHAR.search(text)
+    if bad is not None:
+        start = text.rfind("\n", 0, bad.start()) + 1
+        line = text[start : text.find("\n", bad.start())].strip()
+        raise TomoclassError(
+            f"{os.fspath(path)}: cannot write U+{ord(bad.group()):04X} in {line[:120]!r}:"
+            " XML 1.0 has no such character (rename the file or change the text that holds it)"
+        )
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+# Characters outside XML 1.0's ``Char`` production (control characters, surrogates, U+FFFE,
+# U+FFFF): ElementTree writes them, but no parser reads the file back.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def to_xml_string(plist: ParticleList) -> str:
