@@ -25,6 +25,7 @@ from tomoclass.io import (
 )
 from tomoclass.io import em as em_module
 from tomoclass.io import volumes as volumes_module
+from tomoclass.io.volumes import read_volume_into
 
 EM_TYPES = {  # EM data type code -> numpy type (TOM toolbox / PyTom libtomc)
     1: np.int8,
@@ -105,6 +106,12 @@ def test_em_reads_hand_built_files_in_both_byte_orders(tmp_path, code, machine):
     np.testing.assert_array_equal(back, data)
     mapped, _ = read_em(path, mmap=True)
     np.testing.assert_array_equal(mapped, data)
+    into = np.full(data.shape, np.nan, np.float32)
+    if np.issubdtype(data.dtype, np.complexfloating):
+        assert_fails(path, "complex", lambda p: read_volume_into(p, into))
+    else:
+        read_volume_into(path, into)  # float32 read in place (swapped if big endian)
+        np.testing.assert_array_equal(into, data.astype(np.float32))
 
 
 def test_big_endian_file_written_back_little_endian(tmp_path):
@@ -292,7 +299,26 @@ def assert_fails(path: Path, match: str, *calls) -> None:
         assert str(path) in str(info.value)
 
 
-READERS = (read_volume, volume_shape, read_voxel_size, lambda p: read_volume(p, mmap=True))
+READERS = (
+    read_volume,
+    volume_shape,
+    read_voxel_size,
+    lambda p: read_volume(p, mmap=True),
+    lambda p: read_volume_into(p, np.empty((3, 4, 5), np.float32)),
+)
+
+
+@pytest.mark.parametrize("name", ["v.em", "v.mrc"])
+def test_read_into_needs_the_volumes_shape(tmp_path, name):
+    data = sample(np.float32)
+    write_volume(tmp_path / name, data)
+    into = np.empty((3, 4, 5), np.float32)
+    read_volume_into(tmp_path / name, into)
+    np.testing.assert_array_equal(into, data)
+    wrong = np.zeros((5, 4, 3), np.float32)
+    assert_fails(tmp_path / name, r"volume of shape \(3, 4, 5\), expected \(5, 4, 3\)",
+                 lambda p: read_volume_into(p, wrong))  # fmt: skip
+    assert not wrong.any()
 
 
 def test_missing_file(tmp_path):
@@ -360,7 +386,7 @@ def test_corrupt_mrc(tmp_path):
     write_volume(tmp_path / "ok.mrc", sample(np.float32))
     truncated = tmp_path / "trunc.mrc"
     truncated.write_bytes((tmp_path / "ok.mrc").read_bytes()[:-8])
-    assert_fails(truncated, "MRC", *READERS[:2], READERS[3])
+    assert_fails(truncated, "MRC", *READERS[:2], *READERS[3:])
 
 
 def test_complex_em_is_not_a_volume(tmp_path):
@@ -455,3 +481,19 @@ def test_a_missing_folder_is_made_and_a_file_in_the_way_is_a_clear_error(tmp_pat
     blocker.write_text("")
     with pytest.raises(TomoclassError, match="cannot write"):
         write_volume(blocker / "v.em", sample(np.float32))
+
+
+def test_particle_chunks_name_the_file_with_nan_and_accept_huge_finite_values(tmp_path):
+    """The chunk reader checks finiteness with one sum; a sum that overflows is not an error."""
+    from tomoclass.features import _read_chunk
+
+    huge = np.full((4, 4, 4), 3e38, np.float32)
+    paths = [tmp_path / f"p{i}.em" for i in range(3)]
+    for path in paths:
+        write_volume(path, huge)
+    stack = _read_chunk(paths, 4)
+    assert np.array_equal(stack, np.stack([huge] * 3))
+    bad = huge.copy()
+    bad[1, 2, 3] = -np.inf
+    write_volume(paths[1], bad)
+    assert_fails(paths[1], r"contains NaN or Inf \(1 voxel\)", lambda p: _read_chunk(paths, 4))

@@ -32,6 +32,7 @@ from tomoclass.fourier import frequency_radius
 from tomoclass.geometry import rotation_matrices
 from tomoclass.io import check_finite, read_volume, read_voxel_size
 from tomoclass.io.files import reserved_npy
+from tomoclass.io.volumes import read_volume_into
 from tomoclass.parallel import Serial, allgather_rows, share
 from tomoclass.particles import ParticleList
 from tomoclass.wedge import Samplings, TiltSeries, Wedge
@@ -169,14 +170,15 @@ def warn_unsampled(particles: Particles, where: str = "the particles") -> None:
 
 def _read_chunk(paths: Sequence[Path], box: int) -> np.ndarray:
     stack = np.empty((len(paths), box, box, box), np.float32)
-    for k, path in enumerate(paths):
-        volume = read_volume(path)
-        if volume.shape != (box,) * 3:
-            raise TomoclassError(
-                f"{path}: particle of shape {volume.shape}, but the first particle is {box}³"
-            )
-        check_finite(volume, path)
-        stack[k] = volume
+    for path, volume in zip(paths, stack, strict=True):
+        read_volume_into(path, volume)
+    # One pass over the chunk: its sum is finite when every voxel is. If it is not (a NaN or
+    # Inf, or an overflow of the sum), each volume is checked, and the culprit named.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = stack.sum()
+    if not np.isfinite(total):
+        for path, volume in zip(paths, stack, strict=True):
+            check_finite(volume, path)
     return stack
 
 

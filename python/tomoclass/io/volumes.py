@@ -31,7 +31,7 @@ import mrcfile.utils
 import numpy as np
 
 from tomoclass.errors import TomoclassError, TomoclassWarning
-from tomoclass.io.em import read_em, read_em_header, write_em
+from tomoclass.io.em import check_real, read_em, read_em_header, read_em_into, write_em
 from tomoclass.io.files import PathLike, atomic_output
 
 Format = Literal["em", "mrc"]
@@ -125,15 +125,10 @@ def _mrc_shape(path: PathLike, shape: tuple[int, ...]) -> tuple[int, int, int]:
     return shape
 
 
-def _check_real(path: PathLike, dtype: np.dtype) -> None:
-    if np.issubdtype(dtype, np.complexfloating):
-        raise _fail(path, f"holds complex data ({dtype}), not a real-space volume")
-
-
 def _read_mrc(path: PathLike, mmap: bool) -> np.ndarray:
     with _mrc(path, mmap=mmap) as mrc:
         data = mrc.data
-        _check_real(path, data.dtype)
+        check_real(path, data.dtype)
         shape = _mrc_shape(path, data.shape)
         if mmap:
             return data.reshape(shape)  # stays a read-only np.memmap after the file closes
@@ -149,8 +144,19 @@ def read_volume(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     if volume_format(path) == "mrc":
         return _read_mrc(path, mmap)
     data, _ = read_em(path, mmap=mmap)
-    _check_real(path, data.dtype)
+    check_real(path, data.dtype)
     return data if mmap else data.astype(np.float32, copy=False)
+
+
+def read_volume_into(path: PathLike, out: np.ndarray) -> None:
+    """Read a volume (EM or MRC by extension) into ``out``, a C-contiguous float32
+    ``[z, y, x]`` array of its shape; an error naming the file if the shape differs."""
+    if volume_format(path) == "em":
+        return read_em_into(path, out)
+    volume = _read_mrc(path, mmap=False)
+    if volume.shape != out.shape:
+        raise _fail(path, f"volume of shape {volume.shape}, expected {out.shape}")
+    out[...] = volume
 
 
 def volume_shape(path: PathLike) -> tuple[int, int, int]:
