@@ -97,7 +97,7 @@ fn filter_block(block: &mut [f32], len: usize, inner: usize, acc: &mut [f32]) {
     }
     // Terms whose weight is below f32's normal range are dropped: they cannot move a sum of
     // data-sized values, and each product with a subnormal weight costs ~70× a normal one
-    // (a microcode assist; the mirrored weights `z^i · z^(len−1)` are subnormal from len ≈ 40).
+    // (a microcode assist; some mirrored weights `z^i · z^(len−1)` are subnormal from len = 35).
     let mut z_i = POLE;
     for i in 1..len - 1 {
         let (wi, wm) = (z_i as f32, (z_i * z_last) as f32);
