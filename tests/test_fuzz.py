@@ -27,7 +27,7 @@ from tomoclass.errors import TomoclassError
 from tomoclass.io import read_particle_list
 from tomoclass.io.em import TYPE_TO_DTYPE, read_em, read_em_header
 from tomoclass.io.pytom_job import read_mco_job
-from tomoclass.io.volumes import read_volume, read_voxel_size, volume_shape
+from tomoclass.io.volumes import read_volume, read_volume_into, read_voxel_size, volume_shape
 
 COUNTS: collections.Counter[str] = collections.Counter()
 _SERIAL = itertools.count()
@@ -123,6 +123,15 @@ def _fuzz_em_valid(tmp_path, machine, type_code, dims, swapped, trailing, rest, 
         got = np.asarray(array).astype(dtype.newbyteorder("="))
         assert got.tobytes() == expected.tobytes()
         assert read_em_header(path).shape == array.shape
+        into = np.empty(array.shape, np.float32)
+        if np.issubdtype(dtype, np.complexfloating):
+            must_fail(path, lambda: read_volume_into(path, into))
+        else:
+            read_volume_into(path, into)
+            if dtype.itemsize == 4 and dtype.kind == "f":  # read as is: every bit, NaNs too
+                assert into.tobytes() == expected.tobytes()
+            else:
+                np.testing.assert_array_equal(into.ravel(), expected.astype(np.float32))
 
 
 @fuzz_settings(200)
@@ -152,6 +161,7 @@ def _fuzz_em_broken(tmp_path, kind, machine, type_code, dims, data):
         lambda: read_em(path, mmap=True),
         lambda: read_em_header(path),
         lambda: read_volume(path),
+        lambda: read_volume_into(path, np.empty(dims[::-1], np.float32)),
     ]
     for read in readers:
         if kind == "random":
