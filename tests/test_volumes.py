@@ -497,3 +497,53 @@ def test_particle_chunks_name_the_file_with_nan_and_accept_huge_finite_values(tm
     bad[1, 2, 3] = -np.inf
     write_volume(paths[1], bad)
     assert_fails(paths[1], r"contains NaN or Inf \(1 voxel\)", lambda p: _read_chunk(paths, 4))
+
+
+def _mrc_file(path: Path, data: np.ndarray, *, stack=False, extended=0, tail=b"", mode=None):
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        if stack:
+            mrc.set_image_stack()
+        if extended:
+            mrc.set_extended_header(np.arange(extended, dtype="<i4").view([("v", "<i4")]))
+    with open(path, "r+b") as f:
+        if mode is not None:
+            f.write(struct.pack("<3ii", *data.shape[::-1], mode))  # NX, NY, NZ, MODE
+        f.seek(0, os.SEEK_END)
+        f.write(tail)
+    return path
+
+
+MRC_CASES = {  # name: (data, options, read by the direct path)
+    "float32": (sample(np.float32), {}, True),
+    "big endian": (sample(np.float32).astype(">f4"), {}, True),
+    "extended header": (sample(np.float32), {"extended": 7}, True),
+    "image": (sample(np.float32, shape=(4, 5))[None], {}, True),
+    "image stack": (sample(np.float32), {"stack": True}, True),
+    "int16": (sample(np.int16), {}, False),
+    "float16": (sample(np.float16), {}, False),
+    "bytes after the data": (sample(np.float32), {"tail": b"\0" * 4}, False),
+    "stack of one volume": (sample(np.float32, shape=(1, 3, 4, 5)), {}, False),
+    "mode 3 of float32's size": (sample(np.float32), {"mode": 3}, False),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # mrcfile on bytes after the data
+@pytest.mark.parametrize("case", MRC_CASES)
+def test_plain_float32_mrc_is_read_directly_and_as_mrcfile_reads_it(tmp_path, case, monkeypatch):
+    data, options, direct = MRC_CASES[case]
+    path = _mrc_file(tmp_path / "v.mrc", data, **options)
+    shape = (1, 4, 5) if case == "image" else (3, 4, 5)
+    try:
+        expected = read_volume(path)  # mrcfile's reading
+    except TomoclassError as err:
+        expected = err
+    if direct:  # mrcfile must not be needed
+        monkeypatch.setattr(volumes_module, "_read_mrc", lambda *a: pytest.fail("mrcfile used"))
+    into = np.full(shape, np.nan, np.float32)
+    if isinstance(expected, TomoclassError):
+        assert_fails(path, re.escape(str(expected).split(": ", 1)[1]),
+                     lambda p: read_volume_into(p, into))  # fmt: skip
+    else:
+        read_volume_into(path, into)
+        assert into.tobytes() == expected.reshape(shape).tobytes()

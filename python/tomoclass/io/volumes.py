@@ -153,6 +153,8 @@ def read_volume_into(path: PathLike, out: np.ndarray) -> None:
     ``[z, y, x]`` array of its shape; an error naming the file if the shape differs."""
     if volume_format(path) == "em":
         return read_em_into(path, out)
+    if _read_plain_mrc_into(path, out):
+        return None
     volume = _read_mrc(path, mmap=False)
     if volume.shape != out.shape:
         raise _fail(path, f"volume of shape {volume.shape}, expected {out.shape}")
@@ -195,23 +197,68 @@ _MRC_HEADER = 1024
 _MRC_MAP_ID = slice(208, 211)  # "MAP" (MRC2014 takes the first three bytes)
 _MRC_STAMP = slice(212, 216)  # machine stamp: the byte order
 _MRC_MX, _MRC_CELLA = 28, 40  # int32 MX and float32 CELLA x (Å) of the header
+_MRC_SIZE, _MRC_ISPG = 0, 88  # int32 NX, NY, NZ, MODE; int32 ISPG, NSYMBT
+_MRC_VOLUME_STACK = 401  # ISPG 401-630: a stack of volumes (4-D), not one volume
+
+
+def _plain_mrc_order(raw: bytes) -> str | None:
+    """The byte order of the first 1024 bytes of a file if they are a plain MRC header (the
+    MAP id and a known machine stamp), else None."""
+    if len(raw) < _MRC_HEADER or raw[_MRC_MAP_ID] != b"MAP":
+        return None
+    try:
+        return mrcfile.utils.byte_order_from_machine_stamp(raw[_MRC_STAMP])
+    except ValueError:
+        return None
 
 
 def _plain_voxel_size(path: PathLike) -> float | None:
-    """``CELLA.x / MX`` (0 when MX is not positive) from the first 1024 bytes when they are a
-    plain MRC header (the MAP id and a known machine stamp), without mrcfile's slower checks
-    (the data are checked when they are read); None for anything else."""
+    """``CELLA.x / MX`` (0 when MX is not positive) from a plain MRC header, without
+    mrcfile's slower checks (the data are checked when they are read); None for anything
+    else."""
     try:
         with open(path, "rb") as f:
             raw = f.read(_MRC_HEADER)
-        order = mrcfile.utils.byte_order_from_machine_stamp(raw[_MRC_STAMP])
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
-    if len(raw) < _MRC_HEADER or raw[_MRC_MAP_ID] != b"MAP":
+    order = _plain_mrc_order(raw)
+    if order is None:
         return None
     (mx,) = struct.unpack_from(order + "i", raw, _MRC_MX)
     (length,) = struct.unpack_from(order + "f", raw, _MRC_CELLA)
     return length / mx if mx > 0 else 0.0
+
+
+def _read_plain_mrc_into(path: PathLike, out: np.ndarray) -> bool:
+    """Read a plain MRC file of float32 voxels (mode 2, one volume or image, of ``out``'s
+    shape, its data filling the file exactly) straight into ``out``, as mrcfile would read
+    it but ~15× faster at 64³. False, with ``out`` unspecified, for any other file: it is
+    left to mrcfile, whose checks and errors apply."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_MRC_HEADER)
+            order = _plain_mrc_order(raw)
+            if order is None:
+                return False
+            nx, ny, nz, mode = struct.unpack_from(order + "4i", raw, _MRC_SIZE)
+            ispg, nsymbt = struct.unpack_from(order + "2i", raw, _MRC_ISPG)
+            start = _MRC_HEADER + nsymbt
+            if (
+                mode != 2
+                or not 0 <= ispg < _MRC_VOLUME_STACK
+                or nsymbt < 0
+                or (nz, ny, nx) != out.shape
+                or os.fstat(f.fileno()).st_size != start + out.nbytes
+            ):
+                return False
+            f.seek(start)
+            if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+                return False
+    except OSError:
+        return False
+    if np.dtype(order + "f4") != np.float32:  # the other byte order than this machine's
+        out.byteswap(inplace=True)
+    return True
 
 
 VOXEL_SIZE_TOLERANCE = 1e-3
