@@ -535,15 +535,18 @@ def test_plain_float32_mrc_is_read_directly_and_as_mrcfile_reads_it(tmp_path, ca
     path = _mrc_file(tmp_path / "v.mrc", data, **options)
     shape = (1, 4, 5) if case == "image" else (3, 4, 5)
     try:
-        expected = read_volume(path)  # mrcfile's reading
+        expected = volumes_module._read_mrc(path, mmap=False)  # through mrcfile
     except TomoclassError as err:
         expected = err
     if direct:  # mrcfile must not be needed
         monkeypatch.setattr(volumes_module, "_read_mrc", lambda *a: pytest.fail("mrcfile used"))
     into = np.full(shape, np.nan, np.float32)
     if isinstance(expected, TomoclassError):
-        assert_fails(path, re.escape(str(expected).split(": ", 1)[1]),
-                     lambda p: read_volume_into(p, into))  # fmt: skip
+        message = re.escape(str(expected).split(": ", 1)[1])
+        assert_fails(path, message, read_volume, lambda p: read_volume_into(p, into))
     else:
         read_volume_into(path, into)
         assert into.tobytes() == expected.reshape(shape).tobytes()
+        volume = read_volume(path)
+        assert volume.dtype == np.float32 and volume.flags.writeable
+        assert volume.tobytes() == expected.tobytes() and volume.shape == expected.shape

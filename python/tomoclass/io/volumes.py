@@ -142,7 +142,8 @@ def read_volume(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     type (and byte order) is returned, and the caller converts it to float32 in chunks.
     """
     if volume_format(path) == "mrc":
-        return _read_mrc(path, mmap)
+        plain = None if mmap else _read_plain_mrc(path)
+        return _read_mrc(path, mmap) if plain is None else plain
     data, _ = read_em(path, mmap=mmap)
     check_real(path, data.dtype)
     return data if mmap else data.astype(np.float32, copy=False)
@@ -153,7 +154,7 @@ def read_volume_into(path: PathLike, out: np.ndarray) -> None:
     ``[z, y, x]`` array of its shape; an error naming the file if the shape differs."""
     if volume_format(path) == "em":
         return read_em_into(path, out)
-    if _read_plain_mrc_into(path, out):
+    if _read_plain_mrc(path, out) is not None:
         return None
     volume = _read_mrc(path, mmap=False)
     if volume.shape != out.shape:
@@ -229,36 +230,38 @@ def _plain_voxel_size(path: PathLike) -> float | None:
     return length / mx if mx > 0 else 0.0
 
 
-def _read_plain_mrc_into(path: PathLike, out: np.ndarray) -> bool:
-    """Read a plain MRC file of float32 voxels (mode 2, one volume or image, of ``out``'s
-    shape, its data filling the file exactly) straight into ``out``, as mrcfile would read
-    it but ~15× faster at 64³. False, with ``out`` unspecified, for any other file: it is
-    left to mrcfile, whose checks and errors apply."""
+def _read_plain_mrc(path: PathLike, out: np.ndarray | None = None) -> np.ndarray | None:
+    """A plain MRC file of float32 voxels (mode 2, one volume or image, its data filling the
+    file exactly) read straight into ``out`` (else a new array), as mrcfile would read it
+    but ~20× faster at 64³. None for any other file, which is left to mrcfile (its checks and
+    errors apply), and when the shape is not ``out``'s (``out`` is then unspecified)."""
     try:
         with open(path, "rb") as f:
             raw = f.read(_MRC_HEADER)
             order = _plain_mrc_order(raw)
             if order is None:
-                return False
+                return None
             nx, ny, nz, mode = struct.unpack_from(order + "4i", raw, _MRC_SIZE)
             ispg, nsymbt = struct.unpack_from(order + "2i", raw, _MRC_ISPG)
-            start = _MRC_HEADER + nsymbt
+            start, shape = _MRC_HEADER + nsymbt, (nz, ny, nx)
             if (
                 mode != 2
                 or not 0 <= ispg < _MRC_VOLUME_STACK
                 or nsymbt < 0
-                or (nz, ny, nx) != out.shape
-                or os.fstat(f.fileno()).st_size != start + out.nbytes
+                or min(shape) < 1
+                or os.fstat(f.fileno()).st_size != start + 4 * nx * ny * nz
+                or (out is not None and out.shape != shape)
             ):
-                return False
+                return None
+            out = np.empty(shape, np.float32) if out is None else out
             f.seek(start)
             if f.readinto(memoryview(out).cast("B")) != out.nbytes:
-                return False
+                return None
     except OSError:
-        return False
+        return None
     if np.dtype(order + "f4") != np.float32:  # the other byte order than this machine's
         out.byteswap(inplace=True)
-    return True
+    return out
 
 
 VOXEL_SIZE_TOLERANCE = 1e-3
