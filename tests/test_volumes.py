@@ -520,8 +520,10 @@ MRC_CASES = {  # name: (data, options, read by the direct path)
     "extended header": (sample(np.float32), {"extended": 7}, True),
     "image": (sample(np.float32, shape=(4, 5))[None], {}, True),
     "image stack": (sample(np.float32), {"stack": True}, True),
-    "int16": (sample(np.int16), {}, False),
-    "float16": (sample(np.float16), {}, False),
+    "int16": (sample(np.int16), {}, True),
+    "float16 (Warp)": (sample(np.float16), {}, True),
+    "big-endian int16": (sample(np.int16).astype(">i2"), {}, True),
+    "complex64": (sample(np.complex64), {}, False),
     "bytes after the data": (sample(np.float32), {"tail": b"\0" * 4}, False),
     "stack of one volume": (sample(np.float32, shape=(1, 3, 4, 5)), {}, False),
     "mode 3 of float32's size": (sample(np.float32), {"mode": 3}, False),
@@ -530,7 +532,7 @@ MRC_CASES = {  # name: (data, options, read by the direct path)
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # mrcfile on bytes after the data
 @pytest.mark.parametrize("case", MRC_CASES)
-def test_plain_float32_mrc_is_read_directly_and_as_mrcfile_reads_it(tmp_path, case, monkeypatch):
+def test_plain_mrc_is_read_directly_and_as_mrcfile_reads_it(tmp_path, case, monkeypatch):
     data, options, direct = MRC_CASES[case]
     path = _mrc_file(tmp_path / "v.mrc", data, **options)
     shape = (1, 4, 5) if case == "image" else (3, 4, 5)

@@ -231,10 +231,11 @@ def _plain_voxel_size(path: PathLike) -> float | None:
 
 
 def _read_plain_mrc(path: PathLike, out: np.ndarray | None = None) -> np.ndarray | None:
-    """A plain MRC file of float32 voxels (mode 2, one volume or image, its data filling the
-    file exactly) read straight into ``out`` (else a new array), as mrcfile would read it
-    but ~20× faster at 64³. None for any other file, which is left to mrcfile (its checks and
-    errors apply), and when the shape is not ``out``'s (``out`` is then unspecified)."""
+    """A plain MRC file of real voxels (a mode mrcfile knows, one volume or image, its data
+    filling the file exactly) read into ``out`` (else a new array) as float32, as mrcfile
+    would read it but 10-20× faster at 64³: float32 data straight into ``out``, others
+    converted. None for any other file, which is left to mrcfile (its checks and errors
+    apply), and when the shape is not ``out``'s (``out`` is then unspecified)."""
     try:
         with open(path, "rb") as f:
             raw = f.read(_MRC_HEADER)
@@ -243,24 +244,31 @@ def _read_plain_mrc(path: PathLike, out: np.ndarray | None = None) -> np.ndarray
                 return None
             nx, ny, nz, mode = struct.unpack_from(order + "4i", raw, _MRC_SIZE)
             ispg, nsymbt = struct.unpack_from(order + "2i", raw, _MRC_ISPG)
+            try:
+                dtype = mrcfile.utils.dtype_from_mode(mode).newbyteorder(order)
+            except ValueError:
+                return None
             start, shape = _MRC_HEADER + nsymbt, (nz, ny, nx)
             if (
-                mode != 2
+                dtype.kind == "c"
                 or not 0 <= ispg < _MRC_VOLUME_STACK
                 or nsymbt < 0
                 or min(shape) < 1
-                or os.fstat(f.fileno()).st_size != start + 4 * nx * ny * nz
+                or os.fstat(f.fileno()).st_size != start + dtype.itemsize * nx * ny * nz
                 or (out is not None and out.shape != shape)
             ):
                 return None
             out = np.empty(shape, np.float32) if out is None else out
             f.seek(start)
-            if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+            if dtype != np.float32:  # another type, or float32 of the other byte order
+                data = np.fromfile(f, dtype=dtype, count=out.size)
+                if data.size != out.size:
+                    return None
+                out[...] = data.reshape(shape)
+            elif f.readinto(memoryview(out).cast("B")) != out.nbytes:
                 return None
     except OSError:
         return None
-    if np.dtype(order + "f4") != np.float32:  # the other byte order than this machine's
-        out.byteswap(inplace=True)
     return out
 
 
