@@ -23,8 +23,12 @@ from tomoclass.mask import spherical_mask
 from tomoclass.mco import mco_exmx
 from tomoclass.simulate import SimulationConfig, simulate_particles, write_simulation
 
+# Ctrl-C as in an interactive shell: a background job of a non-interactive shell (as a CI
+# script may start pytest) inherits SIGINT ignored, and Python then installs no handler.
 WATCHED = """
+import signal
 import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import tomoclass.ccc as target
 from tomoclass.cli import main
 from tomoclass.errors import TomoclassError
