@@ -271,15 +271,13 @@ def read_em_into(path: PathLike, out: np.ndarray) -> None:
         header = _decode_header(path, f.read(HEADER_SIZE), os.fstat(f.fileno()).st_size)
         if header.shape != out.shape:
             raise _fail(path, f"volume of shape {header.shape}, expected {out.shape}")
-        if header.dtype.newbyteorder("=") != np.float32:
-            check_real(path, header.dtype)
-            count = header.nx * header.ny * header.nz
-            flat = np.fromfile(f, dtype=header.dtype, count=count)
-            if flat.size != count:
-                raise _fail(path, f"truncated EM file: read {flat.size} of {count} voxels")
-            out[...] = flat.reshape(out.shape)
-            return
-        got = f.readinto(memoryview(out).cast("B"))
+        got = None
+        if header.dtype.newbyteorder("=") == np.float32:
+            got = f.readinto(memoryview(out).cast("B"))
+    if got is None:  # another element type: read as read_em does, then converted
+        check_real(path, header.dtype)
+        out[...] = read_em(path)[0]
+        return
     if got != out.nbytes:  # the file shrank after the header was checked
         raise _fail(path, f"truncated EM file: read {got} of {out.nbytes} data bytes")
     if not header.dtype.isnative:

@@ -198,8 +198,12 @@ _MRC_HEADER = 1024
 _MRC_MAP_ID = slice(208, 211)  # "MAP" (MRC2014 takes the first three bytes)
 _MRC_STAMP = slice(212, 216)  # machine stamp: the byte order
 _MRC_MX, _MRC_CELLA = 28, 40  # int32 MX and float32 CELLA x (Å) of the header
+# The plain-header fields as mrcfile 1.5.4 reads them (mrcfile/dtypes.py 26-75: NX, NY, NZ,
+# MODE are words 1-4, ISPG and NSYMBT words 23-24, MAP and the machine stamp bytes 208 and
+# 212), and its shape rule (utils.py 69-92, data_shape_from_header): ISPG 401-630 is a stack
+# of volumes (4-D); anything else is one volume (nz, ny, nx) or, with nz = 1, one image.
 _MRC_SIZE, _MRC_ISPG = 0, 88  # int32 NX, NY, NZ, MODE; int32 ISPG, NSYMBT
-_MRC_VOLUME_STACK = 401  # ISPG 401-630: a stack of volumes (4-D), not one volume
+_MRC_VOLUME_STACK = 401
 
 
 def _plain_mrc_order(raw: bytes) -> str | None:
